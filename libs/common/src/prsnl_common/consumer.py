@@ -1,0 +1,139 @@
+"""The failure policy of every worker subscriber, written once.
+
+A stage handler is a plain ``async def handle(event, job) -> None``. This
+module subscribes it to the stage's quorum queue and states what happens on
+failure, so each subscriber does not improvise it:
+
+* success → ack (after the handler's own output events were confirmed);
+* :class:`~prsnl_common.errors.PermanentError` → publish ``item.failed`` and ack;
+* :class:`~prsnl_common.errors.TransientError` or an unexpected exception →
+  republish through the retry exchange to the back-off tier of this attempt
+  and ack; after ``max_attempts`` publish ``item.failed`` (retryable) and
+  reject, which dead-letters the message to the stage's DLQ;
+* a body that does not validate → reject to the DLQ at once (poison);
+* cancellation (shutdown past the grace period) → nothing is acked; the
+  broker redelivers to another replica.
+"""
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from faststream import AckPolicy
+from faststream.rabbit import Channel, RabbitBroker
+from faststream.rabbit.annotations import RabbitMessage
+
+from prsnl_common.broker import ATTEMPT_HEADER, TIER_HEADER, EventPublisher, Topology
+from prsnl_common.errors import PermanentError, PipelineError, TransientError
+from prsnl_common.events import Event, ItemFailed, Stage
+
+E = TypeVar("E", bound=Event)
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Job(Generic[E]):
+    """What a handler knows about the delivery it is working on."""
+
+    event: E
+    attempt: int
+    max_attempts: int
+    publish: Callable[[Event], Awaitable[None]]
+
+    @property
+    def last_attempt(self) -> bool:
+        return self.attempt >= self.max_attempts
+
+
+Handler = Callable[[E, Job[E]], Awaitable[None]]
+
+
+def subscribe_stage(
+    broker: RabbitBroker,
+    topology: Topology,
+    *,
+    service: str,
+    stage: Stage,
+    event_type: type[E],
+    handler: Handler[E],
+    concurrency: int = 1,
+) -> None:
+    """Bind ``handler`` to ``<ns>.<service>.<event>`` under the policy above."""
+    publisher = EventPublisher(broker, topology)
+    queue = topology.stage_queue(service, event_type)
+    max_attempts = topology.settings.max_attempts
+
+    async def on_event(body: Any, message: RabbitMessage) -> None:
+        event: E = body
+        headers = message.headers or {}
+        attempt = int(headers.get(ATTEMPT_HEADER, 1))
+        job = Job(event, attempt, max_attempts, publisher.publish)
+        log = {"item_id": str(event.item_id), "attempt": attempt, "stage": stage}
+        try:
+            await handler(event, job)
+        except PermanentError as error:
+            logger.warning("permanent failure %s: %s", error.code, error.message, extra=log)
+            await publisher.publish(_failed(event, stage, error, attempt))
+            await message.ack()
+        except asyncio.CancelledError:
+            # Shutdown: leave the message unacknowledged; it is redelivered.
+            raise
+        except Exception as exc:
+            failure = (
+                exc
+                if isinstance(exc, PipelineError)
+                else TransientError("internal_error", f"{type(exc).__name__}: {exc}")
+            )
+            if not isinstance(exc, PipelineError):
+                logger.exception("unexpected error", extra=log)
+            if attempt < max_attempts:
+                tier = topology.retry_tier(attempt)
+                logger.info(
+                    "transient failure %s, retry %d via %s",
+                    failure.code,
+                    attempt + 1,
+                    tier,
+                    extra=log,
+                )
+                await broker.publish(
+                    message.body,
+                    exchange=topology.retry,
+                    routing_key=queue.name,
+                    headers={**headers, ATTEMPT_HEADER: attempt + 1, TIER_HEADER: tier},
+                    persist=True,
+                    mandatory=True,
+                    content_type=message.content_type,
+                    message_id=message.message_id,
+                )
+                await message.ack()
+            else:
+                logger.error("giving up after %d attempts: %s", attempt, failure.code, extra=log)
+                await publisher.publish(_failed(event, stage, failure, attempt))
+                await message.reject(requeue=False)
+        else:
+            await message.ack()
+
+    # FastStream validates the body against the handler's annotation.
+    on_event.__annotations__["body"] = event_type
+    on_event.__name__ = f"on_{event_type.routing_key.replace('.', '_')}"
+    broker.subscriber(
+        queue,
+        topology.events,
+        ack_policy=AckPolicy.REJECT_ON_ERROR,
+        channel=Channel(prefetch_count=concurrency, on_return_raises=True),
+    )(on_event)
+
+
+def _failed(event: Event, stage: Stage, error: PipelineError, attempt: int) -> ItemFailed:
+    return ItemFailed(
+        item_id=event.item_id,
+        run=event.run,
+        stage=stage,
+        error_code=failure.code,
+        message=error.message,
+        attempts=attempt,
+        retryable=error.retryable or isinstance(error, TransientError),
+        profile=getattr(event, "profile", None),
+    )

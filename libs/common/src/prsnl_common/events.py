@@ -1,0 +1,214 @@
+"""The one contract module: every event exchanged between services, typed and versioned.
+
+Routing key ``<noun>.<past-tense verb>``; the model name is the same words in
+CamelCase. Every event carries the envelope (``event_id`` as UUIDv7,
+``schema_version``, ``occurred_at``, ``item_id``) and ``run``, the item's
+processing generation: a retry of a failed item starts run + 1, so the catalog
+can ignore late events of an abandoned run. Changes are additive; a breaking
+change is a new model with a new ``schema_version``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Annotated, ClassVar, Literal
+
+import uuid6
+from pydantic import BaseModel, ConfigDict, Field
+
+Platform = Literal["youtube", "instagram", "twitter", "tiktok", "direct", "hls", "other"]
+Source = Literal["api", "telegram"]
+Stage = Literal["capture", "download", "process", "catalog"]
+TranscodeAction = Literal["copied", "remuxed", "transcoded"]
+OrphanReason = Literal["unreferenced", "temp-expired", "partial", "superseded"]
+
+
+def new_event_id() -> uuid.UUID:
+    """A time-ordered UUIDv7, so event ids sort by creation time."""
+    return uuid.UUID(str(uuid6.uuid7()))
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class Event(BaseModel):
+    """The envelope every event carries."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    routing_key: ClassVar[str]
+    persistent: ClassVar[bool] = True
+
+    event_id: uuid.UUID = Field(default_factory=new_event_id, description="UUIDv7 of this event")
+    schema_version: int = Field(default=1, description="Version of this event's schema")
+    occurred_at: dt.datetime = Field(default_factory=utcnow, description="When it happened (UTC)")
+    item_id: uuid.UUID = Field(description="The catalog item this event is about")
+    run: int = Field(default=1, ge=1, description="Processing generation of the item")
+
+
+class ReplyTo(BaseModel):
+    """Where a Telegram-originated capture wants its answers."""
+
+    model_config = ConfigDict(frozen=True)
+
+    chat_id: int
+    message_id: int | None = None
+
+
+class CaptureOptions(BaseModel):
+    """What the owner asked for with this capture."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    max_height: Annotated[int, Field(ge=144, le=4320)] | None = Field(
+        default=None, description="Highest video height to download (None: the service cap)"
+    )
+    audio_only: bool = Field(default=False, description="Keep only the audio track")
+
+
+class UrlCaptured(Event):
+    """A link was accepted and its item created ``pending``."""
+
+    routing_key: ClassVar[str] = "url.captured"
+
+    url: str = Field(description="The URL as the owner sent it")
+    normalized_url: str = Field(description="The canonical form used for de-duplication")
+    platform: Platform
+    platform_video_id: str | None = None
+    source: Source
+    owner_id: uuid.UUID
+    options: CaptureOptions = Field(default_factory=CaptureOptions)
+    reply_to: ReplyTo | None = None
+
+
+class VideoDownloadProgress(Event):
+    """Download progress; transient and may be dropped."""
+
+    routing_key: ClassVar[str] = "video.download.progress"
+    persistent: ClassVar[bool] = False
+
+    downloaded_bytes: int
+    total_bytes: int | None = None
+    speed: float | None = Field(default=None, description="Bytes per second")
+    eta: float | None = Field(default=None, description="Seconds left, if known")
+
+
+class VideoTranscodeProgress(Event):
+    """Processing progress of ffmpeg; transient and may be dropped."""
+
+    routing_key: ClassVar[str] = "video.transcode.progress"
+    persistent: ClassVar[bool] = False
+
+    fraction: float = Field(ge=0.0, le=1.0)
+    profile: str | None = None
+
+
+class SourceInfo(BaseModel):
+    """The parts of yt-dlp's info dict the catalog keeps."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    title: str | None = None
+    uploader: str | None = None
+    duration: float | None = None
+    webpage_url: str | None = None
+    extractor: str | None = None
+    upload_date: str | None = None
+    description: str | None = None
+    platform_video_id: str | None = None
+
+
+class VideoDownloaded(Event):
+    """The original file is in the media store."""
+
+    routing_key: ClassVar[str] = "video.downloaded"
+
+    original_key: str = Field(description="Storage key of the downloaded original")
+    size: int = Field(ge=0)
+    info: SourceInfo = Field(default_factory=SourceInfo)
+    options: CaptureOptions = Field(default_factory=CaptureOptions)
+
+
+class MediaMetadata(BaseModel):
+    """What ffprobe says about the playable output."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    container: str | None = None
+    video_codec: str | None = None
+    audio_codec: str | None = None
+    width: int | None = None
+    height: int | None = None
+    fps: float | None = None
+    duration: float | None = None
+    bitrate: int | None = None
+    size: int | None = None
+
+
+class VideoTranscoded(Event):
+    """A web-playable file and its thumbnails are in the media store."""
+
+    routing_key: ClassVar[str] = "video.transcoded"
+
+    video_key: str
+    thumbnail_keys: dict[int, str] = Field(description="Thumbnail width -> storage key")
+    metadata: MediaMetadata
+    action: TranscodeAction
+    profile: str | None = Field(default=None, description="Set when a profile was requested")
+
+
+class TranscodeRequested(Event):
+    """Make the item's playable file again with a named profile."""
+
+    routing_key: ClassVar[str] = "transcode.requested"
+
+    original_key: str
+    profile: str
+
+
+class ItemFailed(Event):
+    """A stage gave up on the item, with a stable code."""
+
+    routing_key: ClassVar[str] = "item.failed"
+
+    stage: Stage
+    error_code: str
+    message: str
+    attempts: int = 1
+    retryable: bool = False
+    profile: str | None = Field(default=None, description="Set when a re-transcode failed")
+
+
+class ItemDeleted(Event):
+    """An item left the catalog; its files must go."""
+
+    routing_key: ClassVar[str] = "item.deleted"
+
+    storage_keys: list[str] = Field(default_factory=list)
+    prefix: str | None = Field(default=None, description="Remove everything under this prefix")
+
+
+class FileOrphaned(Event):
+    """A stored file that nothing should reference any more."""
+
+    routing_key: ClassVar[str] = "file.orphaned"
+
+    storage_key: str
+    size: int | None = None
+    reason: OrphanReason
+
+
+ALL_EVENTS: tuple[type[Event], ...] = (
+    UrlCaptured,
+    VideoDownloadProgress,
+    VideoTranscodeProgress,
+    VideoDownloaded,
+    VideoTranscoded,
+    TranscodeRequested,
+    ItemFailed,
+    ItemDeleted,
+    FileOrphaned,
+)
+EVENTS_BY_KEY: dict[str, type[Event]] = {e.routing_key: e for e in ALL_EVENTS}

@@ -1,0 +1,125 @@
+"""Logging, tracing and metrics set-up, written once for every service.
+
+* Logs: one JSON object per line with the trace id, span id and item id when
+  known (``extra={"item_id": ...}``).
+* Traces: an OpenTelemetry tracer provider named after the service; spans are
+  exported with OTLP/HTTP when the standard ``OTEL_EXPORTER_OTLP_ENDPOINT`` (or
+  ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``) variable is set, so Jaeger or Tempo
+  receive one trace per capture. FastStream and Litestar middlewares come from
+  :func:`broker_middlewares` and the ingest app.
+* Metrics: one Prometheus registry per process; workers expose it with
+  :func:`serve_metrics`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import sys
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from prometheus_client import REGISTRY, CollectorRegistry, start_http_server
+
+_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record, with trace context and any ``extra`` fields."""
+
+    def __init__(self, service: str) -> None:
+        super().__init__()
+        self.service = service
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(),
+            "level": record.levelname.lower(),
+            "service": self.service,
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        context = trace.get_current_span().get_span_context()
+        if context.is_valid:
+            entry["trace_id"] = f"{context.trace_id:032x}"
+            entry["span_id"] = f"{context.span_id:016x}"
+        for key, value in vars(record).items():
+            if key not in _STANDARD and not key.startswith("_"):
+                entry[key] = value if isinstance(value, int | float | bool | None) else str(value)
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def setup_logging(service: str, *, level: str = "INFO", fmt: str = "json") -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if fmt == "json":
+        handler.setFormatter(JsonFormatter(service))
+    else:
+        handler.setFormatter(
+            logging.Formatter(f"%(asctime)s %(levelname)s {service} %(name)s: %(message)s")
+        )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    # Per-message framework chatter stays out of the way unless asked for.
+    for noisy in ("aiormq", "aio_pika", "faststream.access", "uvicorn.access"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+
+
+def setup_tracing(service: str) -> TracerProvider:
+    """Install the global tracer provider; OTLP export when an endpoint is configured."""
+    current = trace.get_tracer_provider()
+    if isinstance(current, TracerProvider):
+        return current
+    provider = TracerProvider(resource=Resource.create({"service.name": service}))
+    # Reading OTEL_* here is the OpenTelemetry convention, not service configuration.
+    if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or os.environ.get(
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
+    ):
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    trace.set_tracer_provider(provider)
+    return provider
+
+
+def broker_middlewares(service: str, registry: CollectorRegistry = REGISTRY) -> tuple[Any, ...]:
+    """FastStream's telemetry and Prometheus middlewares, configured once."""
+    from faststream.rabbit.opentelemetry import RabbitTelemetryMiddleware
+    from faststream.rabbit.prometheus import RabbitPrometheusMiddleware
+
+    provider = setup_tracing(service)
+    return (
+        RabbitTelemetryMiddleware(tracer_provider=provider),
+        RabbitPrometheusMiddleware(registry=registry, app_name=service),
+    )
+
+
+def serve_metrics(port: int, registry: CollectorRegistry = REGISTRY) -> bool:
+    """Expose ``/metrics`` on ``port`` (0 disables). False when the port is taken.
+
+    Several replicas on one machine cannot share a port; the second one logs and
+    goes on without its own endpoint rather than failing to start.
+    """
+    if port <= 0:
+        return False
+    try:
+        start_http_server(port, registry=registry)
+    except OSError as exc:
+        logging.getLogger(__name__).warning("metrics port %d unavailable: %s", port, exc)
+        return False
+    return True
+
+
+def instrument_asyncpg() -> None:
+    from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
+
+    instrumentor = AsyncPGInstrumentor()  # type: ignore[no-untyped-call]
+    if not instrumentor.is_instrumented_by_opentelemetry:
+        instrumentor.instrument()

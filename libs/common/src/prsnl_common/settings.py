@@ -1,0 +1,81 @@
+"""Settings shared by every service, read once from ``PRSNL_*`` environment variables.
+
+Each service adds its own settings class with its own prefix
+(``PRSNL_INGEST_``, ``PRSNL_DOWNLOADER_``, ...); nothing else reads
+``os.environ``. Invalid values fail at start-up with pydantic's message naming
+the variable.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class CommonSettings(BaseSettings):
+    """Connections, names and policies every service must agree on."""
+
+    model_config = SettingsConfigDict(env_prefix="PRSNL_", extra="ignore", frozen=True)
+
+    database_url: str = Field(
+        default="postgresql://postgres@127.0.0.1:5432/prsnl",
+        description="PostgreSQL DSN of the catalog",
+    )
+    rabbitmq_url: str = Field(
+        default="amqp://guest:guest@127.0.0.1:5672/", description="AMQP URL of RabbitMQ"
+    )
+    namespace: str = Field(
+        default="prsnl",
+        pattern=r"^[a-z][a-z0-9_-]{0,30}$",
+        description="Prefix of every exchange and queue; one deployment per namespace",
+    )
+    media_root: Path = Field(default=Path("var/media"), description="Root of the media store")
+    ssrf_allowlist: str = Field(
+        default="",
+        description="Comma-separated CIDRs that captures may target although they are "
+        "private, loopback or link-local (e.g. 127.0.0.1/32 for a local media server)",
+    )
+    retry_delays: str = Field(
+        default="2,10,60,300",
+        description="Back-off delays in seconds for transient failures, attempt by attempt",
+    )
+    max_attempts: int = Field(default=5, ge=1, le=50, description="Attempts per job before failing")
+    delivery_limit: int = Field(
+        default=5, ge=1, description="Redeliveries (crashes) before a message is dead-lettered"
+    )
+    log_level: str = Field(default="INFO")
+    log_format: Literal["json", "text"] = Field(default="json")
+
+    @field_validator("ssrf_allowlist")
+    @classmethod
+    def _check_allowlist(cls, value: str) -> str:
+        for part in _split(value):
+            ipaddress.ip_network(part, strict=False)
+        return value
+
+    @field_validator("retry_delays")
+    @classmethod
+    def _check_delays(cls, value: str) -> str:
+        delays = [float(part) for part in _split(value)]
+        if not delays or any(d <= 0 for d in delays):
+            raise ValueError("retry_delays needs one or more positive numbers of seconds")
+        return value
+
+    @cached_property
+    def allowed_networks(self) -> tuple[IPNetwork, ...]:
+        return tuple(ipaddress.ip_network(p, strict=False) for p in _split(self.ssrf_allowlist))
+
+    @cached_property
+    def retry_delay_list(self) -> tuple[float, ...]:
+        return tuple(float(p) for p in _split(self.retry_delays))
+
+
+def _split(value: str) -> list[str]:
+    return [part.strip() for part in value.split(",") if part.strip()]

@@ -1,0 +1,1 @@
+"""Test support: synthetic media generation and a loopback media server."""
