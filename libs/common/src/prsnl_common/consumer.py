@@ -131,9 +131,9 @@ def _failed(event: Event, stage: Stage, error: PipelineError, attempt: int) -> I
         item_id=event.item_id,
         run=event.run,
         stage=stage,
-        error_code=failure.code,
+        error_code=error.code,
         message=error.message,
         attempts=attempt,
-        retryable=error.retryable or isinstance(error, TransientError),
+        retryable=error.retryable,
         profile=getattr(event, "profile", None),
     )
