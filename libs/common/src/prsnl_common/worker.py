@@ -1,0 +1,54 @@
+"""The runtime every worker service shares: logging, tracing, broker, topology, shutdown.
+
+A worker supplies ``setup(broker, topology)``, an async context manager that
+creates its resources (pools, child processes), subscribes its handlers and
+cleans up on exit. SIGTERM/SIGINT stop consuming, give in-flight jobs the
+broker's grace period, then cancel them; unacknowledged messages are
+redelivered to another replica.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
+
+from faststream import FastStream
+from faststream.rabbit import RabbitBroker
+
+from prsnl_common.broker import Topology, create_broker
+from prsnl_common.observability import broker_middlewares, serve_metrics, setup_logging
+from prsnl_common.settings import CommonSettings
+
+Setup = Callable[[RabbitBroker, Topology], AbstractAsyncContextManager[Any]]
+logger = logging.getLogger(__name__)
+
+
+def build_worker(
+    service: str, common: CommonSettings, setup: Setup, *, metrics_port: int = 0
+) -> FastStream:
+    """The FastStream app of a worker (tests run it in-process, ``main`` runs it for real)."""
+    broker = create_broker(common, middlewares=broker_middlewares(service))
+    topology = Topology(common)
+
+    @asynccontextmanager
+    async def lifespan() -> Any:
+        async with setup(broker, topology):
+            await broker.connect()
+            await topology.declare(broker, service=service)
+            serve_metrics(metrics_port)
+            logger.info("%s ready (namespace %s)", service, common.namespace)
+            yield
+
+    return FastStream(broker, lifespan=lifespan)
+
+
+def run_worker(
+    service: str, common: CommonSettings, setup: Setup, *, metrics_port: int = 0
+) -> None:
+    """Run a worker until SIGTERM/SIGINT."""
+    setup_logging(service, level=common.log_level, fmt=common.log_format)
+    app = build_worker(service, common, setup, metrics_port=metrics_port)
+    asyncio.run(app.run())
