@@ -242,9 +242,10 @@ def make_large_h264(path: Path, *, min_bytes: int = 105 * 1024 * 1024) -> Path:
     """Generate an H.264/AAC faststart MP4 of at least ``min_bytes`` bytes, quickly.
 
     Temporal+uniform noise over testsrc2 defeats compression, so x264 ultrafast at qp 2
-    produces ~1.7 MB per 720p frame and a ~110 MB file takes a few seconds. The duration is
-    derived from ``min_bytes``; the size is checked after writing and RuntimeError is raised
-    if it falls short. An existing non-empty file at ``path`` is returned as-is.
+    produces ~1.8 MB per 720p frame and the default (~128 MB, 2.4 s) takes about a second or
+    two. The duration is derived from ``min_bytes``; the size is checked after writing and
+    RuntimeError is raised if it falls short. An existing non-empty file at ``path`` is
+    returned as-is.
     """
     path = Path(path)
     if _cached(path):

@@ -91,12 +91,12 @@ def _parse_range(header: str | None, size: int) -> tuple[int, int] | None:
             raise _Unsatisfiable
         return max(0, size - suffix), size - 1
     start = int(first)
-    end = int(last) if last else size - 1
-    if end < start:
+    if last and int(last) < start:
         return None  # syntactically invalid, so ignored like any other bad Range
     if start >= size:
         raise _Unsatisfiable
-    return start, min(end, size - 1)
+    end = min(int(last), size - 1) if last else size - 1
+    return start, end
 
 
 class _HTTPServer(ThreadingHTTPServer):

@@ -33,7 +33,18 @@ from faststream.rabbit import (
     RabbitQueue,
 )
 
-from prsnl_common.events import Event
+from prsnl_common.events import (
+    Event,
+    FileOrphaned,
+    ItemDeleted,
+    ItemFailed,
+    TranscodeRequested,
+    UrlCaptured,
+    VideoDownloaded,
+    VideoDownloadProgress,
+    VideoTranscoded,
+    VideoTranscodeProgress,
+)
 from prsnl_common.settings import CommonSettings
 
 ATTEMPT_HEADER = "prsnl-attempt"
@@ -43,6 +54,22 @@ PROGRESS_QUEUE_MAX = 10_000
 PROGRESS_TTL_MS = 60_000
 
 logger = logging.getLogger(__name__)
+
+# Who consumes what. Every service declares all of these queues at start-up, so
+# an event published before its consumer ever ran waits in its queue instead of
+# being unroutable.
+SUBSCRIPTIONS: dict[str, tuple[type[Event], ...]] = {
+    "downloader": (UrlCaptured,),
+    "transcoder": (VideoDownloaded, TranscodeRequested),
+    "storage-janitor": (ItemDeleted, FileOrphaned),
+    "ingest": (
+        VideoDownloadProgress,
+        VideoTranscodeProgress,
+        VideoDownloaded,
+        VideoTranscoded,
+        ItemFailed,
+    ),
+}
 
 
 class Topology:
@@ -98,7 +125,7 @@ class Topology:
         )
 
     async def declare(self, broker: RabbitBroker, *, service: str) -> None:
-        """Declare the shared exchanges, the retry tiers and this service's DLQ.
+        """Declare the exchanges, retry tiers, every stage queue and the DLQs.
 
         Idempotent and safe to run from every replica at once.
         """
@@ -117,7 +144,13 @@ class Topology:
                 )
             )
             await queue.bind(self.retry.name, arguments={"x-match": "all", TIER_HEADER: tier})
-        await self.declare_dead_letter_queue(broker, service)
+        for consumer, events in SUBSCRIPTIONS.items():
+            for event in events:
+                queue = await broker.declare_queue(self.stage_queue(consumer, event))
+                await queue.bind(self.events.name, routing_key=event.routing_key)
+            await self.declare_dead_letter_queue(broker, consumer)
+        if service not in SUBSCRIPTIONS:
+            await self.declare_dead_letter_queue(broker, service)
 
     async def declare_dead_letter_queue(self, broker: RabbitBroker, service: str) -> None:
         dlq = await broker.declare_queue(

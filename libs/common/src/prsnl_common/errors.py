@@ -19,6 +19,7 @@ ERROR_CODES: dict[str, str] = {
     "metadata address that the operator allow-list does not permit.",
     "unresolvable_host": "The host name does not resolve.",
     "invalid_option": "A capture option is out of range (max_height, audio_only).",
+    "invalid_request": "The request body or a parameter is malformed (HTTP 422).",
     # auth and lookup
     "unauthorized": "Missing or unknown API key (HTTP 401).",
     "not_found": "No such item for this owner (HTTP 404).",

@@ -381,7 +381,7 @@ def plan_output(
                 has_audio=probe.has_audio,
                 reasons=("already web-playable with moov before mdat",),
                 preset=limits.preset,
-            audio_bitrate=limits.audio_bitrate,
+                audio_bitrate=limits.audio_bitrate,
             )
         why = (
             "web-playable streams; QuickTime file rewritten as MP4"

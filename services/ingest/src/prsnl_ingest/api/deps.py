@@ -1,0 +1,62 @@
+"""What handlers receive: the gateway's resources and the caller's owner id."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+
+import asyncpg
+from faststream.rabbit import RabbitBroker
+from litestar import Request
+from litestar.datastructures import State
+from litestar.exceptions import NotAuthorizedException
+
+from prsnl_common.settings import CommonSettings
+from prsnl_common.store import LocalMediaStore
+from prsnl_ingest.catalog import owner_for_key
+from prsnl_ingest.live import LiveHub
+from prsnl_ingest.settings import IngestSettings
+
+KEY_CACHE_SECONDS = 30.0
+
+
+@dataclass
+class Gateway:
+    """Resources created in the lifespan and shared by every request."""
+
+    settings: IngestSettings
+    common: CommonSettings
+    pool: asyncpg.Pool
+    store: LocalMediaStore
+    hub: LiveHub
+    broker: RabbitBroker
+    key_cache: dict[str, tuple[uuid.UUID, float]] = field(default_factory=dict)
+
+
+def provide_gateway(state: State) -> Gateway:
+    gateway: Gateway = state.gateway
+    return gateway
+
+
+async def provide_owner(request: Request[object, object, State], state: State) -> uuid.UUID:
+    """The owner of the Bearer API key; 401 problem otherwise."""
+    header = request.headers.get("authorization", "")
+    scheme, _, key = header.partition(" ")
+    if scheme.lower() != "bearer" or not key.strip():
+        raise NotAuthorizedException("Send an API key as 'Authorization: Bearer <key>'.")
+    gateway: Gateway = state.gateway
+    key = key.strip()
+    cached = gateway.key_cache.get(key)
+    now = time.monotonic()
+    if cached and cached[1] > now:
+        return cached[0]
+    owner_id = await owner_for_key(gateway.pool, key)
+    if owner_id is None:
+        raise NotAuthorizedException("Unknown API key.")
+    gateway.key_cache[key] = (owner_id, now + KEY_CACHE_SECONDS)
+    return owner_id
+
+
+def base_url(request: Request[object, object, State], gateway: Gateway) -> str:
+    return gateway.settings.public_url.rstrip("/") or str(request.base_url).rstrip("/")

@@ -1,0 +1,212 @@
+"""The items resource: list, detail, live events, video streaming, thumbnails, retry,
+re-transcode and delete."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from litestar import Controller, Request, Response, delete, get, post, route
+from litestar.datastructures import State
+from litestar.enums import HttpMethod
+from litestar.params import Parameter
+from litestar.response import ServerSentEvent, ServerSentEventMessage, Stream
+
+from prsnl_ingest import catalog
+from prsnl_ingest.api.deps import Gateway, base_url
+from prsnl_ingest.api.problems import ApiError, problem
+from prsnl_ingest.api.schemas import PROFILES, ItemPage, ItemView, TranscodeRequest
+from prsnl_ingest.catalog import STATUSES
+from prsnl_ingest.streaming import (
+    RangeNotSatisfiable,
+    if_range_allows,
+    not_modified,
+    parse_range,
+    read_file,
+    stat_file,
+)
+
+AnyRequest = Request[object, object, State]
+CONTENT_TYPES = {".mp4": "video/mp4", ".m4a": "audio/mp4", ".jpg": "image/jpeg"}
+
+
+class ItemController(Controller):
+    path = "/api/v1/items"
+    tags = ["items"]
+
+    @get("/", summary="List items, newest first")
+    async def list_items(
+        self,
+        owner_id: uuid.UUID,
+        gateway: Gateway,
+        request: AnyRequest,
+        status: Annotated[
+            str | None, Parameter(description=f"One of {', '.join(STATUSES)}")
+        ] = None,
+        platform: str | None = None,
+        q: Annotated[
+            str | None, Parameter(description="Words in title, uploader, description or URL")
+        ] = None,
+        cursor: Annotated[
+            str | None, Parameter(description="next_cursor of the previous page")
+        ] = None,
+        limit: Annotated[int | None, Parameter(ge=1, le=500)] = None,
+    ) -> ItemPage:
+        if status is not None and status not in STATUSES:
+            raise ApiError("invalid_request", f"status must be one of {', '.join(STATUSES)}.")
+        page = await catalog.list_items(
+            gateway.pool,
+            owner_id,
+            status=status,
+            platform=platform,
+            text=q,
+            cursor=cursor,
+            limit=limit or gateway.settings.page_size,
+        )
+        base = base_url(request, gateway)
+        return ItemPage([ItemView.from_row(r, base) for r in page.items], page.next_cursor)
+
+    @get("/{item_id:uuid}", summary="One item")
+    async def get_item(
+        self, item_id: uuid.UUID, owner_id: uuid.UUID, gateway: Gateway, request: AnyRequest
+    ) -> ItemView:
+        row = await catalog.get_item(gateway.pool, owner_id, item_id)
+        return ItemView.from_row(row, base_url(request, gateway))
+
+    @delete(
+        "/{item_id:uuid}",
+        status_code=204,
+        summary="Delete an item and (through the janitor) its files",
+    )
+    async def delete_item(self, item_id: uuid.UUID, owner_id: uuid.UUID, gateway: Gateway) -> None:
+        await catalog.delete_item(gateway.pool, owner_id, item_id)
+
+    @post("/{item_id:uuid}/retry", status_code=202, summary="Run a failed item again")
+    async def retry_item(
+        self, item_id: uuid.UUID, owner_id: uuid.UUID, gateway: Gateway, request: AnyRequest
+    ) -> ItemView:
+        row = await catalog.retry_item(gateway.pool, owner_id, item_id)
+        return ItemView.from_row(row, base_url(request, gateway))
+
+    @post(
+        "/{item_id:uuid}/transcode", status_code=202, summary="Make the video again with a profile"
+    )
+    async def transcode_item(
+        self,
+        item_id: uuid.UUID,
+        data: TranscodeRequest,
+        owner_id: uuid.UUID,
+        gateway: Gateway,
+        request: AnyRequest,
+    ) -> ItemView:
+        if data.profile not in PROFILES:
+            raise ApiError("unknown_profile", f"profile must be one of {', '.join(PROFILES)}.")
+        row = await catalog.request_transcode(gateway.pool, owner_id, item_id, data.profile)
+        return ItemView.from_row(row, base_url(request, gateway))
+
+    @get("/{item_id:uuid}/events", summary="Live progress and status (Server-Sent Events)")
+    async def item_events(
+        self, item_id: uuid.UUID, owner_id: uuid.UUID, gateway: Gateway, request: AnyRequest
+    ) -> ServerSentEvent:
+        row = await catalog.get_item(gateway.pool, owner_id, item_id)
+        view = ItemView.from_row(row, base_url(request, gateway))
+        return ServerSentEvent(
+            _event_stream(gateway, item_id, view), headers={"Cache-Control": "no-store"}
+        )
+
+    @route(
+        "/{item_id:uuid}/video",
+        http_method=[HttpMethod.GET, HttpMethod.HEAD],
+        summary="Stream the playable video (Range, If-Range, ETag, Last-Modified)",
+    )
+    async def item_video(
+        self, item_id: uuid.UUID, owner_id: uuid.UUID, gateway: Gateway, request: AnyRequest
+    ) -> Response[Any]:
+        row = await catalog.get_item(gateway.pool, owner_id, item_id)
+        if not row["video_key"]:
+            raise ApiError("not_ready", f"The item is {row['status']}; no video yet.")
+        return _serve(request, gateway, row["video_key"])
+
+    @get("/{item_id:uuid}/thumbnails/{width:int}", summary="A JPEG thumbnail of the given width")
+    async def item_thumbnail(
+        self,
+        item_id: uuid.UUID,
+        width: int,
+        owner_id: uuid.UUID,
+        gateway: Gateway,
+        request: AnyRequest,
+    ) -> Response[Any]:
+        row = await catalog.get_item(gateway.pool, owner_id, item_id)
+        key = (row["thumbnail_keys"] or {}).get(str(width))
+        if not key:
+            raise ApiError("not_found", f"No {width}px thumbnail for this item.")
+        return _serve(request, gateway, key)
+
+
+async def _event_stream(
+    gateway: Gateway, item_id: uuid.UUID, view: ItemView
+) -> AsyncIterator[ServerSentEventMessage]:
+    from litestar.serialization import encode_json
+
+    async with gateway.hub.listen(item_id) as queue:
+        yield ServerSentEventMessage(data=encode_json(view).decode(), event="item")
+        while True:
+            try:
+                message = await asyncio.wait_for(
+                    queue.get(), gateway.settings.sse_keepalive_seconds
+                )
+            except TimeoutError:
+                yield ServerSentEventMessage(comment="keep-alive")
+                continue
+            kind = message.pop("kind", "status")
+            message.pop("item_id", None)
+            yield ServerSentEventMessage(data=json.dumps(message), event=kind)
+            if kind == "deleted":
+                return
+
+
+def _serve(request: AnyRequest, gateway: Gateway, key: str) -> Response[Any]:
+    path = gateway.store.path(key)
+    try:
+        validators = stat_file(path)
+    except FileNotFoundError as exc:
+        raise ApiError("not_found", "The file is gone from the media store.") from exc
+    headers = {
+        "Accept-Ranges": "bytes",
+        "ETag": validators.etag,
+        "Last-Modified": validators.last_modified,
+        "Cache-Control": "private, max-age=3600",
+    }
+    media_type = CONTENT_TYPES.get(path.suffix, "application/octet-stream")
+    if not_modified(request.headers, validators):
+        return Response(b"", status_code=304, headers=headers, media_type=media_type)
+    size = validators.size
+    span: tuple[int, int] | None = None
+    if if_range_allows(request.headers.get("if-range"), validators):
+        try:
+            span = parse_range(request.headers.get("range"), size)
+        except RangeNotSatisfiable:
+            return problem(
+                416,
+                "range_not_satisfiable",
+                f"The file has {size} bytes.",
+                {"Content-Range": f"bytes */{size}"},
+            )
+    start, end = span if span else (0, size - 1)
+    length = max(0, end - start + 1)
+    headers["Content-Length"] = str(length)
+    status = 200
+    if span:
+        status = 206
+        headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+    if request.method == HttpMethod.HEAD:
+        return Response(b"", status_code=status, headers=headers, media_type=media_type)
+    return Stream(
+        read_file(path, start, length, gateway.settings.stream_chunk_bytes),
+        status_code=status,
+        headers=headers,
+        media_type=media_type,
+    )

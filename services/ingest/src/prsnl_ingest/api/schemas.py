@@ -1,0 +1,140 @@
+"""Request and response types of the API (separate from the event contracts)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+from pydantic import BaseModel, ConfigDict, Field
+
+PROFILES = ("480p", "720p", "1080p", "audio")
+
+
+class CaptureRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(description="The link to save", max_length=4096)
+    max_height: int | None = Field(
+        default=None, ge=144, le=4320, description="Highest video height"
+    )
+    audio_only: bool = Field(default=False, description="Keep only the audio")
+
+
+class TranscodeRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    profile: str = Field(description="One of 480p, 720p, 1080p, audio")
+
+
+@dataclass
+class ItemError:
+    code: str
+    message: str
+    stage: str | None
+    attempts: int | None
+    retryable: bool | None
+
+
+@dataclass
+class ItemLinks:
+    self: str
+    events: str
+    video: str | None
+    thumbnails: dict[str, str]
+
+
+@dataclass
+class ItemView:
+    id: uuid.UUID
+    status: str
+    url: str
+    platform: str
+    source: str
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    links: ItemLinks
+    duplicate: bool = False
+    title: str | None = None
+    uploader: str | None = None
+    description: str | None = None
+    webpage_url: str | None = None
+    upload_date: str | None = None
+    duration: float | None = None
+    width: int | None = None
+    height: int | None = None
+    fps: float | None = None
+    container: str | None = None
+    video_codec: str | None = None
+    audio_codec: str | None = None
+    bitrate: int | None = None
+    size: int | None = None
+    action: str | None = None
+    profile: str | None = None
+    requested_profile: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    progress: dict[str, Any] | None = None
+    error: ItemError | None = None
+    ready_at: dt.datetime | None = None
+
+    @classmethod
+    def from_row(cls, row: asyncpg.Record, base: str = "", duplicate: bool = False) -> ItemView:
+        meta: dict[str, Any] = row["metadata"] or {}
+        item = f"{base}/api/v1/items/{row['id']}"
+        thumbs = sorted((row["thumbnail_keys"] or {}).keys(), key=int)
+        error = (
+            ItemError(
+                row["error_code"],
+                row["error_message"] or "",
+                row["error_stage"],
+                row["error_attempts"],
+                row["error_retryable"],
+            )
+            if row["error_code"]
+            else None
+        )
+        return cls(
+            id=row["id"],
+            status=row["status"],
+            url=row["url"],
+            platform=row["platform"],
+            source=row["source"],
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
+            links=ItemLinks(
+                self=item,
+                events=f"{item}/events",
+                video=f"{item}/video" if row["video_key"] else None,
+                thumbnails={w: f"{item}/thumbnails/{w}" for w in thumbs},
+            ),
+            duplicate=duplicate,
+            title=row["title"],
+            uploader=row["uploader"],
+            description=row["description"],
+            webpage_url=row["webpage_url"],
+            upload_date=row["upload_date"],
+            duration=meta.get("duration") or row["duration"],
+            width=meta.get("width"),
+            height=meta.get("height"),
+            fps=meta.get("fps"),
+            container=meta.get("container"),
+            video_codec=meta.get("video_codec"),
+            audio_codec=meta.get("audio_codec"),
+            bitrate=meta.get("bitrate"),
+            size=meta.get("size"),
+            action=row["action"],
+            profile=row["profile"],
+            requested_profile=row["requested_profile"],
+            options=row["options"] or {},
+            progress=row["progress"],
+            error=error,
+            ready_at=row["ready_at"],
+        )
+
+
+@dataclass
+class ItemPage:
+    items: list[ItemView]
+    next_cursor: str | None

@@ -1,0 +1,109 @@
+"""Wiring of the gateway: Litestar app, catalog subscribers, outbox relay, live hub.
+
+One process serves HTTP and keeps the catalog; run several behind a load
+balancer to scale. The lifespan creates every resource once and hands it to
+handlers as the ``gateway`` dependency.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from litestar import Litestar
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.plugins.opentelemetry import OpenTelemetryConfig
+from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
+
+from prsnl_common.broker import Topology, create_broker
+from prsnl_common.db import create_pool, ensure_database, migrate
+from prsnl_common.observability import broker_middlewares, instrument_asyncpg, setup_tracing
+from prsnl_common.settings import CommonSettings
+from prsnl_common.store import LocalMediaStore
+from prsnl_ingest.api.captures import CaptureController
+from prsnl_ingest.api.deps import Gateway, provide_gateway, provide_owner
+from prsnl_ingest.api.health import HealthController
+from prsnl_ingest.api.items import ItemController
+from prsnl_ingest.api.problems import EXCEPTION_HANDLERS
+from prsnl_ingest.live import LiveHub
+from prsnl_ingest.outbox import OutboxRelay
+from prsnl_ingest.settings import IngestSettings
+from prsnl_ingest.subscribers import SERVICE, subscribe_catalog
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+logger = logging.getLogger(__name__)
+
+
+class MetricsController(PrometheusController):
+    path = "/metrics"
+    include_in_schema = False
+
+
+def create_app(
+    settings: IngestSettings | None = None, common: CommonSettings | None = None
+) -> Litestar:
+    settings = settings or IngestSettings()
+    common = common or CommonSettings()
+    tracer_provider = setup_tracing(SERVICE)
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        await ensure_database(common.database_url)
+        await migrate(common.database_url, MIGRATIONS)
+        instrument_asyncpg()
+        pool = await create_pool(common.database_url, max_size=settings.pool_size)
+        broker = create_broker(common, middlewares=broker_middlewares(SERVICE))
+        topology = Topology(common)
+        subscribe_catalog(broker, topology, pool, settings.progress_interval_seconds)
+        hub = LiveHub()
+        relay = OutboxRelay(pool, broker, topology, poll=settings.outbox_poll_seconds)
+        try:
+            await broker.connect()
+            await topology.declare(broker, service=SERVICE)
+            await broker.start()
+            await hub.start(common.database_url)
+            await relay.start(common.database_url)
+            app.state.gateway = Gateway(
+                settings=settings,
+                common=common,
+                pool=pool,
+                store=LocalMediaStore(common.media_root),
+                hub=hub,
+                broker=broker,
+            )
+            logger.info(
+                "ingest ready on %s:%d (namespace %s)",
+                settings.host,
+                settings.port,
+                common.namespace,
+            )
+            yield
+        finally:
+            await relay.stop()
+            await hub.stop()
+            await broker.stop()
+            await pool.close()
+
+    return Litestar(
+        route_handlers=[CaptureController, ItemController, HealthController, MetricsController],
+        dependencies={
+            "gateway": Provide(provide_gateway, sync_to_thread=False),
+            "owner_id": Provide(provide_owner),
+        },
+        lifespan=[lifespan],
+        logging_config=None,
+        exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        middleware=[
+            OpenTelemetryConfig(tracer_provider=tracer_provider).middleware,
+            PrometheusConfig(app_name="prsnl_ingest", group_path=True).middleware,
+        ],
+        openapi_config=OpenAPIConfig(
+            title="PRSNL Media API",
+            version="1.0.0",
+            description="Save videos from links; list, watch and manage them.",
+            path="/api/v1/schema",
+        ),
+    )

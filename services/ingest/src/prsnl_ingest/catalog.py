@@ -1,0 +1,503 @@
+"""The catalog: items of owners, moved only forward by pipeline events.
+
+Every write goes through here, and it is the only writer of the catalog
+tables. State order within a run is pending → downloading → downloaded →
+processing → ready, or failed; an update that would move an item backwards,
+or that belongs to an older run, matches no row and changes nothing — which
+is what makes redelivered events harmless. Changes are announced on the
+``prsnl_items`` NOTIFY channel for live listeners on every gateway replica.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import secrets
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+
+from prsnl_common.events import (
+    CaptureOptions,
+    FileOrphaned,
+    ItemDeleted,
+    ItemFailed,
+    Platform,
+    ReplyTo,
+    Source,
+    TranscodeRequested,
+    UrlCaptured,
+    VideoDownloaded,
+    VideoDownloadProgress,
+    VideoTranscoded,
+    VideoTranscodeProgress,
+    new_event_id,
+)
+from prsnl_common.store import item_prefix
+from prsnl_ingest.outbox import enqueue
+
+ITEMS_CHANNEL = "prsnl_items"
+STATUSES = ("pending", "downloading", "downloaded", "processing", "ready", "failed")
+TERMINAL = ("ready", "failed")
+
+
+class CatalogError(Exception):
+    """A request the catalog refuses; ``code`` is a documented error code."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class NewCapture:
+    owner_id: uuid.UUID
+    url: str
+    normalized_url: str
+    platform: Platform
+    platform_video_id: str | None
+    source: Source
+    options: CaptureOptions
+    reply_to: ReplyTo | None = None
+
+
+@dataclass(frozen=True)
+class CaptureOutcome:
+    item: asyncpg.Record
+    created: bool
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[asyncpg.Record]
+    next_cursor: str | None
+
+
+def hash_key(key: str) -> bytes:
+    return hashlib.sha256(key.encode()).digest()
+
+
+async def create_owner_key(
+    pool: asyncpg.Pool, owner_name: str, label: str = ""
+) -> tuple[uuid.UUID, str]:
+    """Create the owner if needed and a new API key for it; returns (owner id, key)."""
+    key = "prsnl_" + secrets.token_urlsafe(32)
+    async with pool.acquire() as connection, connection.transaction():
+        owner_id = await connection.fetchval(
+            "INSERT INTO owners (id, name) VALUES ($1, $2) "
+            "ON CONFLICT (name) DO UPDATE SET name = EXCLUDED.name RETURNING id",
+            new_event_id(),
+            owner_name,
+        )
+        await connection.execute(
+            "INSERT INTO api_keys (key_hash, owner_id, label) VALUES ($1, $2, $3)",
+            hash_key(key),
+            owner_id,
+            label,
+        )
+    return owner_id, key
+
+
+async def owner_for_key(pool: asyncpg.Pool, key: str) -> uuid.UUID | None:
+    value = await pool.fetchval("SELECT owner_id FROM api_keys WHERE key_hash = $1", hash_key(key))
+    return value if isinstance(value, uuid.UUID) else None
+
+
+async def _notify(
+    connection: asyncpg.Connection | PoolConnectionProxy, item_id: uuid.UUID, kind: str, **data: Any
+) -> None:
+    payload = json.dumps({"item_id": str(item_id), "kind": kind, **data}, default=str)
+    await connection.execute("SELECT pg_notify($1, $2)", ITEMS_CHANNEL, payload)
+
+
+async def capture(pool: asyncpg.Pool, new: NewCapture) -> CaptureOutcome:
+    """Create a pending item and its ``url.captured`` in one transaction, or return the twin.
+
+    The same normalised URL, or the same platform video id, of the same owner is
+    the same item (C5). A race between two identical captures is settled by the
+    unique indexes: the loser returns the winner's item.
+    """
+    existing = await _find_duplicate(pool, new)
+    if existing is not None:
+        return CaptureOutcome(existing, created=False)
+    item_id = new_event_id()
+    try:
+        async with pool.acquire() as connection, connection.transaction():
+            item = await connection.fetchrow(
+                "INSERT INTO items (id, owner_id, url, normalized_url, platform, "
+                "platform_video_id, source, options, reply_to) "
+                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING *",
+                item_id,
+                new.owner_id,
+                new.url,
+                new.normalized_url,
+                new.platform,
+                new.platform_video_id,
+                new.source,
+                new.options.model_dump(mode="json"),
+                new.reply_to.model_dump(mode="json") if new.reply_to else None,
+            )
+            await enqueue(
+                connection,
+                UrlCaptured(
+                    item_id=item_id,
+                    url=new.url,
+                    normalized_url=new.normalized_url,
+                    platform=new.platform,
+                    platform_video_id=new.platform_video_id,
+                    source=new.source,
+                    owner_id=new.owner_id,
+                    options=new.options,
+                    reply_to=new.reply_to,
+                ),
+            )
+    except asyncpg.UniqueViolationError:
+        existing = await _find_duplicate(pool, new)
+        if existing is None:
+            raise
+        return CaptureOutcome(existing, created=False)
+    assert item is not None
+    return CaptureOutcome(item, created=True)
+
+
+async def _find_duplicate(pool: asyncpg.Pool, new: NewCapture) -> asyncpg.Record | None:
+    return await pool.fetchrow(
+        "SELECT * FROM items WHERE owner_id = $1 AND (normalized_url = $2 OR "
+        "($3::text IS NOT NULL AND platform = $4 AND platform_video_id = $3)) "
+        "ORDER BY created_at LIMIT 1",
+        new.owner_id,
+        new.normalized_url,
+        new.platform_video_id,
+        new.platform,
+    )
+
+
+async def get_item(pool: asyncpg.Pool, owner_id: uuid.UUID, item_id: uuid.UUID) -> asyncpg.Record:
+    row = await pool.fetchrow(
+        "SELECT * FROM items WHERE id = $1 AND owner_id = $2", item_id, owner_id
+    )
+    if row is None:
+        raise CatalogError("not_found", "No such item.")
+    return row
+
+
+def encode_cursor(row: asyncpg.Record) -> str:
+    return f"{row['created_at'].isoformat()}|{row['id']}"
+
+
+def decode_cursor(cursor: str) -> tuple[dt.datetime, uuid.UUID]:
+    try:
+        stamp, item_id = cursor.split("|", 1)
+        return dt.datetime.fromisoformat(stamp), uuid.UUID(item_id)
+    except ValueError as exc:
+        raise CatalogError("invalid_request", "The cursor is not one this API returned.") from exc
+
+
+async def list_items(
+    pool: asyncpg.Pool,
+    owner_id: uuid.UUID,
+    *,
+    status: str | None = None,
+    platform: str | None = None,
+    text: str | None = None,
+    cursor: str | None = None,
+    limit: int = 50,
+) -> Page:
+    """Newest first, keyset-paginated on (created_at, id)."""
+    clauses = ["owner_id = $1"]
+    args: list[Any] = [owner_id]
+    if status:
+        args.append(status)
+        clauses.append(f"status = ${len(args)}")
+    if platform:
+        args.append(platform)
+        clauses.append(f"platform = ${len(args)}")
+    if text:
+        args.append(text)
+        clauses.append(f"search @@ websearch_to_tsquery('simple', ${len(args)})")
+    if cursor:
+        stamp, last_id = decode_cursor(cursor)
+        args.extend([stamp, last_id])
+        clauses.append(f"(created_at, id) < (${len(args) - 1}, ${len(args)})")
+    args.append(limit + 1)
+    rows = await pool.fetch(
+        f"SELECT * FROM items WHERE {' AND '.join(clauses)} "  # noqa: S608 - fixed fragments
+        f"ORDER BY created_at DESC, id DESC LIMIT ${len(args)}",
+        *args,
+    )
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return Page(list(rows), encode_cursor(rows[-1]) if more and rows else None)
+
+
+async def retry_item(pool: asyncpg.Pool, owner_id: uuid.UUID, item_id: uuid.UUID) -> asyncpg.Record:
+    """Start a new run of a failed item from the download."""
+    async with pool.acquire() as connection, connection.transaction():
+        row = await connection.fetchrow(
+            "SELECT * FROM items WHERE id = $1 AND owner_id = $2 FOR UPDATE", item_id, owner_id
+        )
+        if row is None:
+            raise CatalogError("not_found", "No such item.")
+        if row["status"] != "failed":
+            raise CatalogError("not_retryable", f"The item is {row['status']}, not failed.")
+        item = await connection.fetchrow(
+            "UPDATE items SET status = 'pending', run = run + 1, progress = NULL, "
+            "error_code = NULL, error_message = NULL, error_stage = NULL, "
+            "error_attempts = NULL, error_retryable = NULL, updated_at = now() "
+            "WHERE id = $1 RETURNING *",
+            item_id,
+        )
+        assert item is not None
+        await enqueue(
+            connection,
+            UrlCaptured(
+                item_id=item_id,
+                run=item["run"],
+                url=item["url"],
+                normalized_url=item["normalized_url"],
+                platform=item["platform"],
+                platform_video_id=item["platform_video_id"],
+                source=item["source"],
+                owner_id=owner_id,
+                options=CaptureOptions.model_validate(item["options"]),
+                reply_to=ReplyTo.model_validate(item["reply_to"]) if item["reply_to"] else None,
+            ),
+        )
+        await _notify(connection, item_id, "status", status="pending", run=item["run"])
+    return item
+
+
+async def request_transcode(
+    pool: asyncpg.Pool, owner_id: uuid.UUID, item_id: uuid.UUID, profile: str
+) -> asyncpg.Record:
+    """Ask the transcoder for ``profile``; the current video keeps serving meanwhile."""
+    async with pool.acquire() as connection, connection.transaction():
+        row = await connection.fetchrow(
+            "SELECT * FROM items WHERE id = $1 AND owner_id = $2 FOR UPDATE", item_id, owner_id
+        )
+        if row is None:
+            raise CatalogError("not_found", "No such item.")
+        if row["status"] != "ready" or not row["original_key"]:
+            raise CatalogError("not_ready", f"The item is {row['status']}; wait until ready.")
+        item = await connection.fetchrow(
+            "UPDATE items SET requested_profile = $2, updated_at = now() WHERE id = $1 RETURNING *",
+            item_id,
+            profile,
+        )
+        assert item is not None
+        await enqueue(
+            connection,
+            TranscodeRequested(
+                item_id=item_id, run=row["run"], original_key=row["original_key"], profile=profile
+            ),
+        )
+    return item
+
+
+async def delete_item(pool: asyncpg.Pool, owner_id: uuid.UUID, item_id: uuid.UUID) -> None:
+    """Remove the item; its files are announced to the janitor in the same transaction."""
+    async with pool.acquire() as connection, connection.transaction():
+        row = await connection.fetchrow(
+            "DELETE FROM items WHERE id = $1 AND owner_id = $2 RETURNING *", item_id, owner_id
+        )
+        if row is None:
+            raise CatalogError("not_found", "No such item.")
+        keys = [k for k in (row["original_key"], row["video_key"]) if k]
+        keys += list((row["thumbnail_keys"] or {}).values())
+        await enqueue(
+            connection,
+            ItemDeleted(
+                item_id=item_id, run=row["run"], storage_keys=keys, prefix=item_prefix(item_id)
+            ),
+        )
+        await _notify(connection, item_id, "deleted")
+
+
+# --- pipeline events ------------------------------------------------------------------
+
+
+async def apply_download_progress(pool: asyncpg.Pool, event: VideoDownloadProgress) -> bool:
+    progress = {
+        "stage": "download",
+        "downloaded_bytes": event.downloaded_bytes,
+        "total_bytes": event.total_bytes,
+        "speed": event.speed,
+        "eta": event.eta,
+        "fraction": (
+            min(1.0, event.downloaded_bytes / event.total_bytes) if event.total_bytes else None
+        ),
+    }
+    return await _progress(
+        pool, event.item_id, event.run, "downloading", progress, ("pending", "downloading")
+    )
+
+
+async def apply_transcode_progress(pool: asyncpg.Pool, event: VideoTranscodeProgress) -> bool:
+    progress = {"stage": "process", "fraction": event.fraction, "profile": event.profile}
+    if event.profile:
+        # A re-transcode of a ready item: report progress, keep the status.
+        return await _progress(pool, event.item_id, event.run, "ready", progress, ("ready",))
+    return await _progress(
+        pool,
+        event.item_id,
+        event.run,
+        "processing",
+        progress,
+        ("pending", "downloading", "downloaded", "processing"),
+    )
+
+
+async def _progress(
+    pool: asyncpg.Pool,
+    item_id: uuid.UUID,
+    run: int,
+    status: str,
+    progress: dict[str, Any],
+    allowed_from: Sequence[str],
+) -> bool:
+    async with pool.acquire() as connection, connection.transaction():
+        updated = await connection.fetchval(
+            "UPDATE items SET status = $3, progress = $4, updated_at = now() "
+            "WHERE id = $1 AND run = $2 AND status = ANY($5::text[]) RETURNING status",
+            item_id,
+            run,
+            status,
+            progress,
+            list(allowed_from),
+        )
+        if updated:
+            await _notify(connection, item_id, "progress", status=status, progress=progress)
+    return bool(updated)
+
+
+async def apply_downloaded(pool: asyncpg.Pool, event: VideoDownloaded) -> bool:
+    info = event.info
+    async with pool.acquire() as connection, connection.transaction():
+        updated = await connection.fetchval(
+            "UPDATE items SET status = 'downloaded', progress = NULL, original_key = $3, "
+            "original_size = $4, title = coalesce($5, title), uploader = $6, duration = $7, "
+            "webpage_url = $8, extractor = $9, upload_date = $10, description = $11, "
+            "platform_video_id = coalesce(platform_video_id, $12), updated_at = now() "
+            "WHERE id = $1 AND run = $2 AND status IN ('pending', 'downloading') RETURNING id",
+            event.item_id,
+            event.run,
+            event.original_key,
+            event.size,
+            info.title,
+            info.uploader,
+            info.duration,
+            info.webpage_url,
+            info.extractor,
+            info.upload_date,
+            info.description,
+            info.platform_video_id,
+        )
+        if updated:
+            await _notify(connection, event.item_id, "status", status="downloaded")
+    return bool(updated)
+
+
+async def apply_transcoded(pool: asyncpg.Pool, event: VideoTranscoded) -> bool:
+    thumbs = {str(width): key for width, key in event.thumbnail_keys.items()}
+    metadata = event.metadata.model_dump(mode="json")
+    async with pool.acquire() as connection, connection.transaction():
+        row = await connection.fetchrow(
+            "SELECT status, run, video_key FROM items WHERE id = $1 FOR UPDATE", event.item_id
+        )
+        if row is None or row["run"] != event.run:
+            return False
+        if event.profile is None and row["status"] in (
+            "pending",
+            "downloading",
+            "downloaded",
+            "processing",
+        ):
+            await connection.execute(
+                "UPDATE items SET status = 'ready', progress = NULL, video_key = $2, "
+                "thumbnail_keys = $3, metadata = $4, action = $5, "
+                "duration = coalesce($6, duration), ready_at = now(), updated_at = now() "
+                "WHERE id = $1",
+                event.item_id,
+                event.video_key,
+                thumbs,
+                metadata,
+                event.action,
+                event.metadata.duration,
+            )
+        elif event.profile is not None and row["status"] == "ready":
+            await connection.execute(
+                "UPDATE items SET video_key = $2, thumbnail_keys = $3, metadata = $4, action = $5,"
+                " profile = $6, progress = NULL, error_code = NULL, error_message = NULL, "
+                "error_stage = NULL, requested_profile = CASE WHEN requested_profile = $6 "
+                "THEN NULL ELSE requested_profile END, updated_at = now() WHERE id = $1",
+                event.item_id,
+                event.video_key,
+                thumbs,
+                metadata,
+                event.action,
+                event.profile,
+            )
+            old = row["video_key"]
+            if old and old != event.video_key:
+                await enqueue(
+                    connection,
+                    FileOrphaned(
+                        item_id=event.item_id, run=event.run, storage_key=old, reason="superseded"
+                    ),
+                )
+        else:
+            return False
+        await _notify(connection, event.item_id, "status", status="ready")
+    return True
+
+
+async def apply_failed(pool: asyncpg.Pool, event: ItemFailed) -> bool:
+    async with pool.acquire() as connection, connection.transaction():
+        if event.profile is not None:
+            # A failed re-transcode: the item keeps its playable video; record why.
+            updated = await connection.fetchval(
+                "UPDATE items SET error_code = $3, error_message = $4, error_stage = $5, "
+                "error_attempts = $6, error_retryable = $7, progress = NULL, "
+                "requested_profile = NULL, updated_at = now() "
+                "WHERE id = $1 AND run = $2 AND status = 'ready' RETURNING id",
+                event.item_id,
+                event.run,
+                event.error_code,
+                event.message,
+                event.stage,
+                event.attempts,
+                event.retryable,
+            )
+            status = "ready"
+        else:
+            updated = await connection.fetchval(
+                "UPDATE items SET status = 'failed', progress = NULL, error_code = $3, "
+                "error_message = $4, error_stage = $5, error_attempts = $6, "
+                "error_retryable = $7, updated_at = now() "
+                "WHERE id = $1 AND run = $2 AND status <> ALL($8::text[]) RETURNING id",
+                event.item_id,
+                event.run,
+                event.error_code,
+                event.message,
+                event.stage,
+                event.attempts,
+                event.retryable,
+                list(TERMINAL),
+            )
+            status = "failed"
+        if updated:
+            await _notify(
+                connection,
+                event.item_id,
+                "status",
+                status=status,
+                error_code=event.error_code,
+                message=event.message,
+            )
+    return bool(updated)

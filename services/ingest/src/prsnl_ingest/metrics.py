@@ -1,0 +1,10 @@
+"""The gateway's own Prometheus metrics (HTTP metrics come from Litestar's middleware)."""
+
+from prometheus_client import Counter
+
+CAPTURES = Counter(
+    "prsnl_captures_total", "Captures by platform and outcome", ["platform", "outcome"]
+)
+OUTCOMES = Counter(
+    "prsnl_item_outcomes_total", "Items finished, by status and error code", ["status", "code"]
+)
