@@ -139,9 +139,7 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> Clips:
     )
     concat = root / "list.mp4"
     concat.write_text("ffconcat version 1.0\nfile /etc/passwd\nfile 'file:/etc/passwd'\n")
-    return Clips(
-        h264, webm, rotated, hd, short, truncated, truncated_faststart, rnd, hls, concat
-    )
+    return Clips(h264, webm, rotated, hd, short, truncated, truncated_faststart, rnd, hls, concat)
 
 
 @pytest.fixture
@@ -400,7 +398,9 @@ async def test_progress_increases_to_one(clips: Clips, tmp_path: Path) -> None:
     async def on_progress(fraction: float) -> None:
         seen.append(fraction)
 
-    await produce(clips.hd, tmp_path / "out.mp4", plan, source, timeout=120, on_progress=on_progress)
+    await produce(
+        clips.hd, tmp_path / "out.mp4", plan, source, timeout=120, on_progress=on_progress
+    )
     assert len(seen) >= 2
     assert seen == sorted(seen) and len(set(seen)) == len(seen)
     assert all(0.0 <= f <= 1.0 for f in seen)
@@ -482,9 +482,7 @@ async def test_stall_watchdog(clips: Clips, tmp_path: Path, fake_ffmpeg: Any) ->
     assert_dead(pid_file)
 
 
-async def test_other_failures_are_transient(
-    clips: Clips, tmp_path: Path, fake_ffmpeg: Any
-) -> None:
+async def test_other_failures_are_transient(clips: Clips, tmp_path: Path, fake_ffmpeg: Any) -> None:
     fake_ffmpeg("echo 'line one' >&2\necho 'Conversion failed: disk on fire' >&2\nexit 1")
     source = await probe(clips.webm)
     dst = tmp_path / "out.mp4"
