@@ -37,6 +37,8 @@ pytestmark = [
 ]
 
 QUIET = ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y"]
+PROBE_CMD = ["ffprobe", "-v", "error", "-print_format", "json", "-show_format", "-show_streams"]
+ROTATE_TAG = ["-metadata:s:v:0", "rotate=-90"]
 X264 = ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"]
 
 
@@ -61,8 +63,7 @@ def make_clip(
 def ffprobe_json(path: Path) -> dict[str, Any]:
     """Plain ffprobe (no whitelist), to inspect outputs independently of the code under test."""
     out = subprocess.run(
-        ["ffprobe", "-v", "error", "-print_format", "json", "-show_format", "-show_streams"]
-        + [str(path)],
+        [*PROBE_CMD, str(path)],
         check=True,
         capture_output=True,
         timeout=30,
@@ -114,8 +115,7 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> Clips:
     rotated_src = make_clip(root / "landscape.mp4", size="640x360")
     rotated = root / "rotated.mp4"
     subprocess.run(
-        [*QUIET, "-i", str(rotated_src), "-c", "copy", "-metadata:s:v:0", "rotate=-90"]
-        + [str(rotated)],
+        [*QUIET, "-i", str(rotated_src), "-c", "copy", *ROTATE_TAG, str(rotated)],
         check=True,
         timeout=60,
     )

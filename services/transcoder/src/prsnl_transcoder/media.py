@@ -507,20 +507,30 @@ async def make_thumbnails(
     """Write one upright JPEG per width (``{320: path, ...}``) from one ffmpeg run.
 
     Seeks to ``at`` seconds on the input, splits the frame and scales each copy to the
-    exact width (height even, aspect kept). If the seek lands past the last frame, it
-    retries once at 0. ``video_index`` picks the stream when the file also carries cover
+    exact width (height even, aspect kept; narrow sources are upscaled so the width is
+    exact). If the seek lands past the last frame, it retries once at 0 within the same
+    ``timeout``. ``video_index`` picks the stream when the file also carries cover
     art; the first video stream is used otherwise. Raises TransientError
-    ("processing_failed") when a thumbnail is missing or empty afterwards; partial
-    outputs are removed on every failure.
+    ("processing_failed") when a thumbnail is missing or empty afterwards,
+    ("processing_timeout") past ``timeout``, PermanentError("invalid_media") for
+    unreadable input; partial outputs are removed on every failure.
     """
     _source_size(src)
     if not outputs:
         return
     widths = sorted(outputs)
     attempts = [at, 0.0] if at > 0 else [0.0]
+    # One budget for both attempts, so the caller's timeout holds.
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
     try:
         for seek in attempts:
             _discard(outputs.values())
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise TransientError(
+                    "processing_timeout", f"thumbnails exceeded their {timeout:g} s time limit"
+                )
             source = ffmpeg.input(_url(src), ss=f"{seek:.3f}", **INPUT_OPTIONS)
             copies = _stream(source, video_index, "v:0").filter_multi_output("split", len(widths))
             jpegs = [
@@ -531,7 +541,7 @@ async def make_thumbnails(
                 for i, width in enumerate(widths)
             ]
             args = ffmpeg.merge_outputs(*jpegs).compile(cmd=[FFMPEG, *_GLOBAL_ARGS])
-            returncode, stderr = await _run_ffmpeg(list(args), timeout=timeout)
+            returncode, stderr = await _run_ffmpeg(list(args), timeout=remaining)
             if returncode != 0:
                 raise _exit_error("ffmpeg", returncode, stderr, src.name)
             if all(_non_empty(path) for path in outputs.values()):

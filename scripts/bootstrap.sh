@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Install what is missing on a fresh machine and make sure PostgreSQL and RabbitMQ run.
+# Idempotent: a second run only checks. Used by `make run`, `make test`, `make bench`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+APT_UPDATED=0
+apt_install() {
+    if [ "$APT_UPDATED" = 0 ]; then as_root apt-get update -qq; APT_UPDATED=1; fi
+    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+# ffmpeg/ffprobe from Debian (the transcoder and yt-dlp use them).
+if ! command -v ffmpeg >/dev/null || ! command -v ffprobe >/dev/null; then
+    say "installing ffmpeg from Debian"
+    apt_install ffmpeg
+fi
+# nginx and wrk are only needed by the benchmarks.
+if [ "${WITH_BENCH_TOOLS:-0}" = 1 ]; then
+    command -v nginx >/dev/null || { say "installing nginx (benchmark baseline)"; apt_install nginx-light; }
+    command -v wrk >/dev/null || { say "installing wrk (load generator)"; apt_install wrk; }
+fi
+
+# uv manages the Python workspace from the single lock file.
+if ! command -v uv >/dev/null; then
+    say "installing uv"
+    python3 -m pip install --quiet --disable-pip-version-check uv
+fi
+UV="uv"; command -v uv >/dev/null || UV="python3 -m uv"
+$UV sync --frozen --quiet
+
+# PostgreSQL
+if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
+    if ! command -v pg_ctlcluster >/dev/null; then
+        say "installing PostgreSQL"
+        apt_install postgresql
+    fi
+    say "starting PostgreSQL"
+    pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | sort -V | tail -1)" main start || true
+    for _ in $(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
+    pg_isready -q -h 127.0.0.1 -p 5432 || { echo "PostgreSQL did not start" >&2; exit 1; }
+fi
+
+# RabbitMQ
+rabbit_up() { (exec 3<>/dev/tcp/127.0.0.1/5672) 2>/dev/null; }
+if ! rabbit_up; then
+    if ! command -v rabbitmq-server >/dev/null; then
+        say "installing RabbitMQ"
+        apt_install rabbitmq-server
+    fi
+    say "starting RabbitMQ"
+    rabbitmq-server -detached 2>/dev/null || true
+    rabbitmqctl await_startup >/dev/null 2>&1 || true
+    for _ in $(seq 1 60); do rabbit_up && break; sleep 1; done
+    rabbit_up || { echo "RabbitMQ did not start" >&2; exit 1; }
+fi

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Start every service as its own process against the local RabbitMQ and PostgreSQL.
+# Ctrl-C (or SIGTERM) stops them all gracefully. Logs go to var/log/<service>.log.
+#   DOWNLOADERS=2 TRANSCODERS=1 make run   # more replicas of a stage
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+UV="uv"; command -v uv >/dev/null || UV="python3 -m uv"
+export PRSNL_MEDIA_ROOT="${PRSNL_MEDIA_ROOT:-$PWD/var/media}"
+export PRSNL_DATABASE_URL="${PRSNL_DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/prsnl}"
+export PRSNL_RABBITMQ_URL="${PRSNL_RABBITMQ_URL:-amqp://guest:guest@127.0.0.1:5672/}"
+# Local installs may capture links served on this machine (make demo does); unset for production.
+export PRSNL_SSRF_ALLOWLIST="${PRSNL_SSRF_ALLOWLIST-127.0.0.1/32}"
+export PRSNL_INGEST_HOST="${PRSNL_INGEST_HOST:-127.0.0.1}"
+export PRSNL_INGEST_PORT="${PRSNL_INGEST_PORT:-8000}"
+DOWNLOADERS="${DOWNLOADERS:-1}"
+TRANSCODERS="${TRANSCODERS:-1}"
+mkdir -p var/log "$PRSNL_MEDIA_ROOT"
+
+if [ ! -s var/api-key ]; then
+    $UV run prsnl-ingest create-key --owner local --label "make run" > var/api-key.new 2>/dev/null
+    mv var/api-key.new var/api-key
+fi
+$UV run prsnl-ingest migrate >/dev/null
+
+pids=()
+start() { # name logfile command...
+    local name=$1 log=$2; shift 2
+    "$@" >>"var/log/$log.log" 2>&1 &
+    pids+=($!)
+    printf '  %-22s pid %-7s log var/log/%s.log\n' "$name" "$!" "$log"
+}
+stop() {
+    trap - INT TERM EXIT
+    echo; echo "stopping..."
+    kill -TERM "${pids[@]}" 2>/dev/null || true
+    wait "${pids[@]}" 2>/dev/null || true
+}
+trap stop INT TERM EXIT
+
+echo "starting PRSNL Media:"
+start ingest ingest $UV run prsnl-ingest serve
+for i in $(seq 1 "$DOWNLOADERS"); do
+    port=$((9101 + i)); [ "$i" -gt 1 ] && port=0
+    PRSNL_DOWNLOADER_METRICS_PORT=$port start "downloader-$i" "downloader-$i" $UV run prsnl-downloader
+done
+for i in $(seq 1 "$TRANSCODERS"); do
+    port=9103; [ "$i" -gt 1 ] && port=0
+    PRSNL_TRANSCODER_METRICS_PORT=$port start "transcoder-$i" "transcoder-$i" $UV run prsnl-transcoder
+done
+start storage-janitor storage-janitor $UV run prsnl-storage-janitor
+
+API="http://$PRSNL_INGEST_HOST:$PRSNL_INGEST_PORT"
+for _ in $(seq 1 60); do
+    curl -fsS "$API/readyz" >/dev/null 2>&1 && break
+    sleep 0.5
+done
+curl -fsS "$API/readyz" >/dev/null 2>&1 || { echo "ingest did not become ready; see var/log/ingest.log" >&2; exit 1; }
+
+KEY=$(cat var/api-key)
+cat <<INFO
+
+PRSNL Media is running.
+  API       $API/api/v1   (OpenAPI: $API/api/v1/schema)
+  API key   $KEY   (also in var/api-key)
+  media     $PRSNL_MEDIA_ROOT
+
+Try:
+  curl -H "Authorization: Bearer $KEY" -d '{"url": "https://youtu.be/..."}' $API/api/v1/captures
+  make demo     # in another terminal: sample items from generated clips
+
+Ctrl-C stops everything.
+INFO
+wait -n "${pids[@]}" || true
+echo "a service exited; see var/log/" >&2

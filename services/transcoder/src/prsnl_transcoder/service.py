@@ -1,0 +1,200 @@
+"""The processing stage: probe the original, make the playable file and thumbnails, publish."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+
+from opentelemetry import trace
+from prometheus_client import Counter, Histogram
+
+from prsnl_common.consumer import Job
+from prsnl_common.errors import PermanentError, PipelineError
+from prsnl_common.events import (
+    CaptureOptions,
+    Event,
+    MediaMetadata,
+    TranscodeRequested,
+    VideoDownloaded,
+    VideoTranscoded,
+    VideoTranscodeProgress,
+)
+from prsnl_common.store import LocalMediaStore, thumbnail_key, video_key
+from prsnl_transcoder import media
+from prsnl_transcoder.planning import (
+    PROFILES,
+    Limits,
+    ProbeResult,
+    Profile,
+    parse_profile,
+    plan_output,
+    thumbnail_time,
+)
+from prsnl_transcoder.settings import TranscoderSettings
+
+logger = logging.getLogger(__name__)
+tracer = trace.get_tracer(__name__)
+DURATION = Histogram(
+    "prsnl_processing_seconds",
+    "Processing time by action and outcome",
+    ["action", "outcome"],
+    buckets=(0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1200),
+)
+OUTCOMES = Counter("prsnl_processing_outcomes_total", "Processing outcomes by code", ["code"])
+
+
+def limits_for(settings: TranscoderSettings, options: CaptureOptions | None) -> Limits:
+    cap = settings.max_height
+    if options and options.max_height:
+        cap = min(cap, options.max_height)
+    return Limits(
+        max_height=cap,
+        compress_threshold_bytes=settings.compress_threshold_mb * 1024 * 1024,
+        crf=settings.crf,
+        compress_crf=settings.compress_crf,
+        preset=settings.preset,
+        audio_bitrate=settings.audio_bitrate,
+    )
+
+
+def metadata_of(probe: ProbeResult) -> MediaMetadata:
+    return MediaMetadata(
+        container="mp4" if probe.is_mp4_family else probe.container,
+        video_codec=probe.video_codec,
+        audio_codec=probe.audio_codec,
+        width=probe.width,
+        height=probe.height,
+        fps=round(probe.fps, 3) if probe.fps else None,
+        duration=probe.duration,
+        bitrate=probe.bitrate,
+        size=probe.size,
+    )
+
+
+async def process_video(
+    event: VideoDownloaded | TranscodeRequested,
+    job: Job[VideoDownloaded] | Job[TranscodeRequested],
+    *,
+    store: LocalMediaStore,
+    settings: TranscoderSettings,
+) -> VideoTranscoded:
+    """Make ``items/<id>/video.mp4`` (or ``video-<profile>.*``) and thumbnails; publish.
+
+    The outputs are written in a scratch folder and renamed into place, so a
+    crash or a redelivery never leaves half a file under a real key; the
+    scratch folder is removed whatever happens.
+    """
+    if isinstance(event, TranscodeRequested):
+        if event.profile not in PROFILES:
+            raise PermanentError("processing_failed", f"unknown profile {event.profile!r}")
+        profile: Profile | None = parse_profile(event.profile)
+        profile_name: str | None = event.profile
+        limits = limits_for(settings, None)
+    else:
+        profile_name = None
+        profile = PROFILES["audio"] if event.options.audio_only else None
+        limits = limits_for(settings, event.options)
+    source = store.path(event.original_key)
+    if not source.is_file():
+        raise PermanentError("source_missing", f"{event.original_key} is not in the media store")
+
+    started = time.monotonic()
+    scratch_name = f"transcode-{event.item_id}-{profile_name or 'default'}"
+    scratch = store.scratch(scratch_name)
+    action = "unknown"
+    try:
+        with tracer.start_as_current_span(
+            "ffmpeg process",
+            attributes={
+                "prsnl.item_id": str(event.item_id),
+                "prsnl.profile": profile_name or "",
+            },
+        ) as span:
+            probe = await media.probe(source, timeout=settings.probe_timeout_seconds)
+            faststart = probe.is_mp4_family and await media.has_faststart(source)
+            plan = plan_output(probe, limits, profile, faststart=faststart)
+            plan = replace(plan, preset=settings.preset)
+            action = plan.action
+            span.set_attribute("prsnl.action", plan.action)
+            logger.info(
+                "processing: %s (%s)",
+                plan.action,
+                "; ".join(plan.reasons) or "playable",
+                extra={"item_id": str(event.item_id)},
+            )
+            output = scratch / "video.mp4"
+            await media.produce(
+                source,
+                output,
+                plan,
+                probe,
+                timeout=settings.job_timeout_seconds,
+                stall_seconds=settings.stall_seconds,
+                on_progress=_progress_reporter(event, job.publish, profile_name, settings),
+            )
+            result = await media.probe(output, timeout=settings.probe_timeout_seconds)
+            thumbnails: dict[int, str] = {}
+            thumb_source, thumb_probe = (output, result) if result.has_video else (source, probe)
+            if thumb_probe.has_video:
+                paths = {w: scratch / f"thumb-{w}.jpg" for w in settings.widths}
+                await media.make_thumbnails(
+                    thumb_source,
+                    paths,
+                    at=thumbnail_time(thumb_probe.duration),
+                    timeout=settings.probe_timeout_seconds,
+                    video_index=thumb_probe.video_index,
+                )
+                for width, path in paths.items():
+                    thumbnails[width] = store.put_file(
+                        thumbnail_key(event.item_id, width), path
+                    ).key
+            stored = store.put_file(video_key(event.item_id, profile_name), output)
+        transcoded = VideoTranscoded(
+            item_id=event.item_id,
+            run=event.run,
+            video_key=stored.key,
+            thumbnail_keys=thumbnails,
+            metadata=metadata_of(result),
+            action=plan.action,
+            profile=profile_name,
+        )
+        await job.publish(transcoded)
+        DURATION.labels(action=action, outcome="ok").observe(time.monotonic() - started)
+        OUTCOMES.labels(code="ok").inc()
+        return transcoded
+    except PipelineError as error:
+        DURATION.labels(action=action, outcome="error").observe(time.monotonic() - started)
+        OUTCOMES.labels(code=error.code).inc()
+        raise
+    finally:
+        store.discard_scratch(scratch_name)
+
+
+def _progress_reporter(
+    event: Event,
+    publish: Callable[[Event], Awaitable[None]],
+    profile: str | None,
+    settings: TranscoderSettings,
+) -> media.ProgressCallback:
+    last = [0.0]
+
+    async def report(fraction: float) -> None:
+        now = time.monotonic()
+        if fraction < 1.0 and now - last[0] < settings.progress_interval_seconds:
+            return
+        last[0] = now
+        try:
+            await publish(
+                VideoTranscodeProgress(
+                    item_id=event.item_id,
+                    run=event.run,
+                    fraction=min(1.0, max(0.0, fraction)),
+                    profile=profile,
+                )
+            )
+        except Exception as exc:  # progress is best effort; the job goes on
+            logger.warning("progress not published: %s", exc)
+
+    return report

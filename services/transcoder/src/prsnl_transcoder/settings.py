@@ -1,0 +1,48 @@
+"""Settings of the transcoder, from ``PRSNL_TRANSCODER_*`` variables."""
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+BROKER_CONSUMER_TIMEOUT = 1800  # RabbitMQ 3.10's broker-wide consumer timeout, seconds
+
+
+class TranscoderSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PRSNL_TRANSCODER_", extra="ignore", frozen=True)
+
+    concurrency: int = Field(default=1, ge=1, le=16, description="Jobs at once per replica")
+    max_height: int = Field(default=1080, ge=144, le=4320, description="Height cap of outputs")
+    compress_threshold_mb: int = Field(
+        default=500, ge=1, description="Files larger than this are re-encoded smaller"
+    )
+    crf: int = Field(default=23, ge=0, le=51)
+    compress_crf: int = Field(default=28, ge=0, le=51)
+    preset: str = Field(default="veryfast", description="libx264 preset")
+    audio_bitrate: str = Field(default="128k")
+    job_timeout_seconds: float = Field(default=1500, gt=0)
+    stall_seconds: float = Field(default=120, gt=0)
+    probe_timeout_seconds: float = Field(default=60, gt=0)
+    thumbnail_widths: str = Field(default="320,640,1280")
+    progress_interval_seconds: float = Field(default=1.0, ge=0)
+    metrics_port: int = Field(default=9103, ge=0, le=65535)
+
+    @field_validator("job_timeout_seconds")
+    @classmethod
+    def _below_consumer_timeout(cls, value: float) -> float:
+        if value >= BROKER_CONSUMER_TIMEOUT:
+            raise ValueError(
+                f"must be below RabbitMQ's consumer timeout ({BROKER_CONSUMER_TIMEOUT} s), or "
+                "the broker closes the channel and the job runs twice"
+            )
+        return value
+
+    @field_validator("thumbnail_widths")
+    @classmethod
+    def _check_widths(cls, value: str) -> str:
+        widths = [int(w) for w in value.split(",") if w.strip()]
+        if not widths or any(w < 16 or w > 3840 for w in widths):
+            raise ValueError("thumbnail widths must be between 16 and 3840 pixels")
+        return value
+
+    @property
+    def widths(self) -> tuple[int, ...]:
+        return tuple(sorted({int(w) for w in self.thumbnail_widths.split(",") if w.strip()}))
