@@ -18,22 +18,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-# `tests.support` lives at the repository root. pytest puts only this file's directory on
-# sys.path while tests/unit has no __init__.py and no `pythonpath` is configured, so make the
-# root importable here (a no-op once either exists).
-_REPO_ROOT = Path(__file__).resolve().parents[2]
-if str(_REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(_REPO_ROOT))
-
-from tests.support.clips import (  # noqa: E402
+from tests.support.clips import (
     make_clip,
     make_garbage,
     make_hls,
     make_truncated,
     probe,
 )
-from tests.support.media_server import MediaServer  # noqa: E402
+from tests.support.media_server import MediaServer
+
+_REPO_ROOT = Path(__file__).resolve().parents[2]
 
 SMALL_SIZE = 300_000
 needs_ffmpeg = pytest.mark.skipif(

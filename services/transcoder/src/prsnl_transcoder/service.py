@@ -88,7 +88,7 @@ async def process_video(
     """
     if isinstance(event, TranscodeRequested):
         if event.profile not in PROFILES:
-            raise PermanentError("processing_failed", f"unknown profile {event.profile!r}")
+            raise PermanentError("unknown_profile", f"unknown profile {event.profile!r}")
         profile: Profile | None = parse_profile(event.profile)
         profile_name: str | None = event.profile
         limits = limits_for(settings, None)

@@ -1,0 +1,88 @@
+"""Settings of the downloader, from ``PRSNL_DOWNLOADER_*`` variables (and ``MAX_VIDEO_SIZE_MB``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+BROKER_CONSUMER_TIMEOUT = 1800  # RabbitMQ 3.10's broker-wide consumer timeout, seconds
+MIB = 1024 * 1024
+
+
+class DownloaderSettings(BaseSettings):
+    """How many downloads run at once and what bounds each of them."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="PRSNL_DOWNLOADER_", extra="ignore", frozen=True, validate_by_name=True
+    )
+
+    concurrency: int = Field(
+        default=2,
+        ge=1,
+        le=64,
+        description="Jobs at once per replica, and the number of warm yt-dlp child processes",
+    )
+    max_video_size_mb: int = Field(
+        default=2048,
+        ge=1,
+        # The feature list names the plain MAX_VIDEO_SIZE_MB; the prefixed name wins if both exist.
+        validation_alias=AliasChoices("PRSNL_DOWNLOADER_MAX_VIDEO_SIZE_MB", "MAX_VIDEO_SIZE_MB"),
+        description="Largest download in MiB, enforced while downloading",
+    )
+    job_timeout_seconds: float = Field(
+        default=1500, gt=0, description="Hard time limit of one download, below 1800"
+    )
+    stall_seconds: float = Field(
+        default=120, gt=0, description="A download whose byte count stops moving this long ends"
+    )
+    min_free_disk_mb: int = Field(
+        default=1024, ge=0, description="Free disk (MiB) the media store needs before a job starts"
+    )
+    socket_timeout_seconds: float = Field(
+        default=20, gt=0, description="yt-dlp's socket timeout for unresponsive hosts"
+    )
+    cookies_dir: Path | None = Field(
+        default=None,
+        description="Operator cookie files <platform>.txt (Netscape format) for youtube, "
+        "instagram, twitter and tiktok; each is used only for its own platform's hosts",
+    )
+    progress_interval_seconds: float = Field(
+        default=1.0, gt=0, description="At most one progress event per job per interval"
+    )
+    default_max_height: int = Field(
+        default=1080, ge=144, le=4320, description="Height to download when a capture asks none"
+    )
+    metrics_port: int = Field(
+        default=9102, ge=0, le=65535, description="Port of /metrics (0 disables)"
+    )
+
+    @field_validator("job_timeout_seconds")
+    @classmethod
+    def _below_consumer_timeout(cls, value: float) -> float:
+        if value >= BROKER_CONSUMER_TIMEOUT:
+            raise ValueError(
+                f"must be below {BROKER_CONSUMER_TIMEOUT} s, RabbitMQ 3.10's broker-wide consumer "
+                "timeout: a longer job has its channel closed and is delivered again while it "
+                "still runs"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _stall_window_longer_than_progress(self) -> DownloaderSettings:
+        if self.stall_seconds <= self.progress_interval_seconds:
+            raise ValueError(
+                "stall_seconds must be longer than progress_interval_seconds, or every download "
+                "looks stalled between two progress reports"
+            )
+        return self
+
+    @property
+    def max_bytes(self) -> int:
+        """The byte cap of one download."""
+        return self.max_video_size_mb * MIB
+
+    @property
+    def min_free_bytes(self) -> int:
+        return self.min_free_disk_mb * MIB
