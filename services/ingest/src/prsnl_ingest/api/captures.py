@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import uuid
-
 from litestar import Controller, Request, Response, post
 from litestar.datastructures import State
+from litestar.params import JSONBody
 
 from prsnl_common.events import CaptureOptions
 from prsnl_common.netguard import check_url
 from prsnl_common.platforms import classify
 from prsnl_ingest import catalog, metrics
-from prsnl_ingest.api.deps import Gateway, base_url
+from prsnl_ingest.api.deps import GatewayDep, OwnerDep, base_url
 from prsnl_ingest.api.schemas import CaptureRequest, ItemView
 
 
@@ -28,9 +27,9 @@ class CaptureController(Controller):
     )
     async def create_capture(
         self,
-        data: CaptureRequest,
-        owner_id: uuid.UUID,
-        gateway: Gateway,
+        data: JSONBody[CaptureRequest],
+        owner_id: OwnerDep,
+        gateway: GatewayDep,
         request: Request[object, object, State],
     ) -> Response[ItemView]:
         try:

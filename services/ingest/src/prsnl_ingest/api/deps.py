@@ -10,6 +10,7 @@ import asyncpg
 from faststream.rabbit import RabbitBroker
 from litestar import Request
 from litestar.datastructures import State
+from litestar.di import NamedDependency
 from litestar.exceptions import NotAuthorizedException
 
 from prsnl_common.settings import CommonSettings
@@ -60,3 +61,7 @@ async def provide_owner(request: Request[object, object, State], state: State) -
 
 def base_url(request: Request[object, object, State], gateway: Gateway) -> str:
     return gateway.settings.public_url.rstrip("/") or str(request.base_url).rstrip("/")
+
+
+GatewayDep = NamedDependency[Gateway]
+OwnerDep = NamedDependency[uuid.UUID]

@@ -6,7 +6,7 @@ from typing import Any
 
 from litestar import Controller, Response, get
 
-from prsnl_ingest.api.deps import Gateway
+from prsnl_ingest.api.deps import GatewayDep
 
 
 class HealthController(Controller):
@@ -17,7 +17,7 @@ class HealthController(Controller):
         return {"status": "ok"}
 
     @get("/readyz", summary="PostgreSQL and RabbitMQ are reachable")
-    async def readyz(self, gateway: Gateway) -> Response[dict[str, Any]]:
+    async def readyz(self, gateway: GatewayDep) -> Response[dict[str, Any]]:
         checks: dict[str, str] = {}
         try:
             await gateway.pool.fetchval("SELECT 1", timeout=2)

@@ -12,11 +12,11 @@ from typing import Annotated, Any
 from litestar import Controller, Request, Response, delete, get, post, route
 from litestar.datastructures import State
 from litestar.enums import HttpMethod
-from litestar.params import Parameter
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage, Stream
 
 from prsnl_ingest import catalog
-from prsnl_ingest.api.deps import Gateway, base_url
+from prsnl_ingest.api.deps import GatewayDep, OwnerDep, base_url
 from prsnl_ingest.api.problems import ApiError, problem
 from prsnl_ingest.api.schemas import PROFILES, ItemPage, ItemView, TranscodeRequest
 from prsnl_ingest.catalog import STATUSES
@@ -30,6 +30,7 @@ from prsnl_ingest.streaming import (
 )
 
 AnyRequest = Request[object, object, State]
+ItemId = FromPath[uuid.UUID]
 CONTENT_TYPES = {".mp4": "video/mp4", ".m4a": "audio/mp4", ".jpg": "image/jpeg"}
 
 
@@ -40,20 +41,20 @@ class ItemController(Controller):
     @get("/", summary="List items, newest first")
     async def list_items(
         self,
-        owner_id: uuid.UUID,
-        gateway: Gateway,
+        owner_id: OwnerDep,
+        gateway: GatewayDep,
         request: AnyRequest,
         status: Annotated[
-            str | None, Parameter(description=f"One of {', '.join(STATUSES)}")
+            str | None, QueryParameter(description=f"One of {', '.join(STATUSES)}")
         ] = None,
-        platform: str | None = None,
+        platform: FromQuery[str | None] = None,
         q: Annotated[
-            str | None, Parameter(description="Words in title, uploader, description or URL")
+            str | None, QueryParameter(description="Words in title, uploader, description or URL")
         ] = None,
         cursor: Annotated[
-            str | None, Parameter(description="next_cursor of the previous page")
+            str | None, QueryParameter(description="next_cursor of the previous page")
         ] = None,
-        limit: Annotated[int | None, Parameter(ge=1, le=500)] = None,
+        limit: Annotated[int | None, QueryParameter(ge=1, le=500)] = None,
     ) -> ItemPage:
         if status is not None and status not in STATUSES:
             raise ApiError("invalid_request", f"status must be one of {', '.join(STATUSES)}.")
@@ -71,7 +72,7 @@ class ItemController(Controller):
 
     @get("/{item_id:uuid}", summary="One item")
     async def get_item(
-        self, item_id: uuid.UUID, owner_id: uuid.UUID, gateway: Gateway, request: AnyRequest
+        self, item_id: ItemId, owner_id: OwnerDep, gateway: GatewayDep, request: AnyRequest
     ) -> ItemView:
         row = await catalog.get_item(gateway.pool, owner_id, item_id)
         return ItemView.from_row(row, base_url(request, gateway))
@@ -81,12 +82,12 @@ class ItemController(Controller):
         status_code=204,
         summary="Delete an item and (through the janitor) its files",
     )
-    async def delete_item(self, item_id: uuid.UUID, owner_id: uuid.UUID, gateway: Gateway) -> None:
+    async def delete_item(self, item_id: ItemId, owner_id: OwnerDep, gateway: GatewayDep) -> None:
         await catalog.delete_item(gateway.pool, owner_id, item_id)
 
     @post("/{item_id:uuid}/retry", status_code=202, summary="Run a failed item again")
     async def retry_item(
-        self, item_id: uuid.UUID, owner_id: uuid.UUID, gateway: Gateway, request: AnyRequest
+        self, item_id: ItemId, owner_id: OwnerDep, gateway: GatewayDep, request: AnyRequest
     ) -> ItemView:
         row = await catalog.retry_item(gateway.pool, owner_id, item_id)
         return ItemView.from_row(row, base_url(request, gateway))
@@ -96,10 +97,10 @@ class ItemController(Controller):
     )
     async def transcode_item(
         self,
-        item_id: uuid.UUID,
-        data: TranscodeRequest,
-        owner_id: uuid.UUID,
-        gateway: Gateway,
+        item_id: ItemId,
+        data: JSONBody[TranscodeRequest],
+        owner_id: OwnerDep,
+        gateway: GatewayDep,
         request: AnyRequest,
     ) -> ItemView:
         if data.profile not in PROFILES:
@@ -109,7 +110,7 @@ class ItemController(Controller):
 
     @get("/{item_id:uuid}/events", summary="Live progress and status (Server-Sent Events)")
     async def item_events(
-        self, item_id: uuid.UUID, owner_id: uuid.UUID, gateway: Gateway, request: AnyRequest
+        self, item_id: ItemId, owner_id: OwnerDep, gateway: GatewayDep, request: AnyRequest
     ) -> ServerSentEvent:
         row = await catalog.get_item(gateway.pool, owner_id, item_id)
         view = ItemView.from_row(row, base_url(request, gateway))
@@ -123,7 +124,7 @@ class ItemController(Controller):
         summary="Stream the playable video (Range, If-Range, ETag, Last-Modified)",
     )
     async def item_video(
-        self, item_id: uuid.UUID, owner_id: uuid.UUID, gateway: Gateway, request: AnyRequest
+        self, item_id: ItemId, owner_id: OwnerDep, gateway: GatewayDep, request: AnyRequest
     ) -> Response[Any]:
         row = await catalog.get_item(gateway.pool, owner_id, item_id)
         if not row["video_key"]:
@@ -133,10 +134,10 @@ class ItemController(Controller):
     @get("/{item_id:uuid}/thumbnails/{width:int}", summary="A JPEG thumbnail of the given width")
     async def item_thumbnail(
         self,
-        item_id: uuid.UUID,
-        width: int,
-        owner_id: uuid.UUID,
-        gateway: Gateway,
+        item_id: ItemId,
+        width: FromPath[int],
+        owner_id: OwnerDep,
+        gateway: GatewayDep,
         request: AnyRequest,
     ) -> Response[Any]:
         row = await catalog.get_item(gateway.pool, owner_id, item_id)
@@ -147,7 +148,7 @@ class ItemController(Controller):
 
 
 async def _event_stream(
-    gateway: Gateway, item_id: uuid.UUID, view: ItemView
+    gateway: GatewayDep, item_id: uuid.UUID, view: ItemView
 ) -> AsyncIterator[ServerSentEventMessage]:
     from litestar.serialization import encode_json
 
@@ -168,7 +169,7 @@ async def _event_stream(
                 return
 
 
-def _serve(request: AnyRequest, gateway: Gateway, key: str) -> Response[Any]:
+def _serve(request: AnyRequest, gateway: GatewayDep, key: str) -> Response[Any]:
     path = gateway.store.path(key)
     try:
         validators = stat_file(path)

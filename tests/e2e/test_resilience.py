@@ -1,0 +1,62 @@
+"""Nothing is lost when a worker is killed or RabbitMQ goes away (R1, R2). Runs last: it
+stops and starts services the other tests share."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+
+import pytest
+from tests.e2e.conftest import item_files
+from tests.support.media_server import MediaServer
+from tests.support.stack import Api, Stack
+
+pytestmark = pytest.mark.e2e
+
+
+def test_downloader_killed_mid_download_restarts_and_finishes_once(
+    stack: Stack, alice: Api, media: MediaServer
+) -> None:
+    # ~10 MB at 1 MB/s: long enough to kill the downloaders in the middle.
+    response = alice.capture(media.url("/slow/h264.mp4?rate=1000000&kill=1"))
+    assert response.status_code == 202
+    item_id = response.json()["id"]
+    alice.wait_for(
+        item_id,
+        ("downloading",),
+        timeout=30,
+        predicate=lambda i: (i["progress"] or {}).get("downloaded_bytes", 0) > 0,
+    )
+    stack.kill("downloader", signal.SIGKILL)
+    time.sleep(1)
+    stack.start("downloader", 2)
+    item = alice.wait_for(item_id, timeout=120)
+    assert item["status"] == "ready", item
+    owned = [
+        i for i in alice.get("/api/v1/items?limit=500").json()["items"] if "kill=1" in i["url"]
+    ]
+    assert len(owned) == 1
+    assert item_files(stack, item_id) == sorted(
+        ["original.mp4", "video.mp4", "thumb-320.jpg", "thumb-640.jpg", "thumb-1280.jpg"]
+    )
+    assert not [p for p in (stack.media_root / "tmp").iterdir() if item_id in p.name]
+
+
+def test_capture_while_rabbitmq_is_down_is_accepted_and_finishes(
+    stack: Stack, alice: Api, media: MediaServer
+) -> None:
+    subprocess.run(["rabbitmqctl", "stop_app"], check=True, capture_output=True, timeout=120)
+    try:
+        response = alice.capture(media.url("/files/small.mp4?broker-down=1"))
+        assert response.status_code == 202, response.text
+        item_id = response.json()["id"]
+        time.sleep(2)
+        assert alice.item(item_id)["status"] == "pending"
+    finally:
+        subprocess.run(["rabbitmqctl", "start_app"], check=True, capture_output=True, timeout=120)
+        subprocess.run(
+            ["rabbitmqctl", "await_startup"], check=False, capture_output=True, timeout=120
+        )
+    item = alice.wait_for(item_id, timeout=180)
+    assert item["status"] == "ready", item

@@ -1,0 +1,64 @@
+"""The gateway in-process (Litestar test client) against real PostgreSQL and RabbitMQ,
+with its own database and namespace and an EMPTY SSRF allow-list."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+from litestar.testing import AsyncTestClient
+
+from prsnl_common.settings import CommonSettings
+from prsnl_ingest.app import create_app
+from prsnl_ingest.catalog import create_owner_key
+from prsnl_ingest.settings import IngestSettings
+from tests.support.stack import POSTGRES_URL, RABBITMQ_URL, drop_database, remove_namespace
+
+
+@pytest.fixture(scope="session")
+async def gateway_env(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[CommonSettings]:
+    tag = uuid.uuid4().hex[:10]
+    common = CommonSettings(
+        database_url=f"{POSTGRES_URL}/prsnl_i{tag}",
+        rabbitmq_url=RABBITMQ_URL,
+        namespace=f"i{tag}",
+        media_root=Path(tmp_path_factory.mktemp("media")),
+        ssrf_allowlist="",
+        log_format="text",
+    )
+    yield common
+    await remove_namespace(common.namespace)
+    await drop_database(common.database_url)
+
+
+@pytest.fixture(scope="session")
+async def client(gateway_env: CommonSettings) -> AsyncIterator[AsyncTestClient]:  # type: ignore[type-arg]
+    app = create_app(IngestSettings(progress_interval_seconds=0), gateway_env)
+    async with AsyncTestClient(app) as test_client:
+        yield test_client
+
+
+@pytest.fixture(scope="session")
+async def pool(client: AsyncTestClient, gateway_env: CommonSettings) -> AsyncIterator[asyncpg.Pool]:  # type: ignore[type-arg]
+    created = await asyncpg.create_pool(gateway_env.database_url, min_size=1, max_size=4)
+    assert created is not None
+    yield created
+    await created.close()
+
+
+@pytest.fixture
+async def owner(pool: asyncpg.Pool) -> tuple[uuid.UUID, dict[str, str]]:
+    owner_id, key = await create_owner_key(pool, f"owner-{uuid.uuid4().hex[:8]}")
+    return owner_id, {"Authorization": f"Bearer {key}"}
+
+
+async def wait_until(predicate, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.05)

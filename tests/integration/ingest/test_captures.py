@@ -1,0 +1,142 @@
+"""Capture API: refusals with stable codes leave nothing behind; accepted captures reach the
+downloader's queue through the outbox."""
+
+from __future__ import annotations
+
+import uuid
+
+import aio_pika
+import asyncpg
+import pytest
+from litestar.testing import AsyncTestClient
+
+from prsnl_common.events import UrlCaptured
+from prsnl_common.settings import CommonSettings
+from tests.integration.ingest.conftest import wait_until
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.mark.parametrize(
+    ("url", "code"),
+    [
+        ("not a url", "invalid_url"),
+        ("example.com/video", "invalid_url"),
+        ("file:///etc/passwd", "unsupported_scheme"),
+        ("ftp://127.0.0.1/video.mp4", "unsupported_scheme"),
+        ("https://user:secret@example.com/v.mp4", "credentials_in_url"),
+        ("http://127.0.0.1:9/v.mp4", "blocked_address"),  # loopback, allow-list empty
+        ("http://169.254.169.254/latest/meta-data/", "blocked_address"),
+        ("http://[::1]/v.mp4", "blocked_address"),
+        ("http://2130706433/v.mp4", "blocked_address"),  # decimal 127.0.0.1
+        ("http://0x7f.1/v.mp4", "blocked_address"),  # hex-dotted 127.0.0.1
+        ("http://[::ffff:127.0.0.1]/v.mp4", "blocked_address"),
+        ("http://localhost/v.mp4", "blocked_address"),  # a name that resolves to loopback
+        ("http://10.1.2.3/v.mp4", "blocked_address"),
+        ("http://no-such-host.invalid/v.mp4", "unresolvable_host"),
+    ],
+)
+async def test_refused_links_get_422_with_a_code_and_leave_nothing(
+    client: AsyncTestClient,  # type: ignore[type-arg]
+    pool: asyncpg.Pool,
+    owner: tuple[uuid.UUID, dict[str, str]],
+    gateway_env: CommonSettings,
+    url: str,
+    code: str,
+) -> None:
+    owner_id, headers = owner
+    response = await client.post("/api/v1/captures", json={"url": url}, headers=headers)
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    body = response.json()
+    assert body["code"] == code
+    assert body["status"] == 422 and body["detail"]
+    assert await pool.fetchval("SELECT count(*) FROM items WHERE owner_id = $1", owner_id) == 0
+    assert await pool.fetchval("SELECT count(*) FROM outbox") == 0
+    connection = await aio_pika.connect(gateway_env.rabbitmq_url)
+    async with connection:
+        channel = await connection.channel()
+        queue = await channel.declare_queue(
+            f"{gateway_env.namespace}.downloader.url-captured", passive=True
+        )
+        assert queue.declaration_result.message_count == 0
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"url": 5},
+        {"url": "https://example.com/v.mp4", "max_height": 10},
+        {"url": "https://example.com/v.mp4", "unknown": 1},
+    ],
+)
+async def test_malformed_bodies_get_invalid_request(
+    client: AsyncTestClient,  # type: ignore[type-arg]
+    owner: tuple[uuid.UUID, dict[str, str]],
+    body: dict[str, object],
+) -> None:
+    response = await client.post("/api/v1/captures", json=body, headers=owner[1])
+    assert response.status_code == 422
+    assert response.json()["code"] == "invalid_request"
+
+
+async def test_missing_or_unknown_key_is_401(client: AsyncTestClient) -> None:  # type: ignore[type-arg]
+    assert (await client.get("/api/v1/items")).json()["code"] == "unauthorized"
+    response = await client.get("/api/v1/items", headers={"Authorization": "Bearer nope"})
+    assert response.status_code == 401
+
+
+async def test_accepted_capture_is_published_through_the_outbox(
+    client: AsyncTestClient,  # type: ignore[type-arg]
+    pool: asyncpg.Pool,
+    owner: tuple[uuid.UUID, dict[str, str]],
+    gateway_env: CommonSettings,
+) -> None:
+    owner_id, headers = owner
+    # A public address literal needs no DNS; nothing connects to it in this test.
+    url = "http://93.184.215.14/clips/cat.mp4?utm_source=x"
+    response = await client.post(
+        "/api/v1/captures", json={"url": url, "max_height": 720}, headers=headers
+    )
+    assert response.status_code == 202, response.text
+    item = response.json()
+    assert item["status"] == "pending" and item["platform"] == "direct"
+    assert item["options"] == {"max_height": 720, "audio_only": False}
+
+    async def outbox_empty() -> bool:
+        return await pool.fetchval("SELECT count(*) FROM outbox") == 0
+
+    await wait_until(outbox_empty)
+    connection = await aio_pika.connect(gateway_env.rabbitmq_url)
+    async with connection:
+        channel = await connection.channel()
+        queue = await channel.declare_queue(
+            f"{gateway_env.namespace}.downloader.url-captured", passive=True
+        )
+        message = await queue.get(timeout=5)
+        assert message is not None
+        await message.ack()
+        event = UrlCaptured.model_validate_json(message.body)
+    assert str(event.item_id) == item["id"]
+    assert event.owner_id == owner_id
+    assert event.normalized_url == "http://93.184.215.14/clips/cat.mp4"
+    assert event.options.max_height == 720
+    assert message.delivery_mode == aio_pika.DeliveryMode.PERSISTENT
+    assert message.headers.get("traceparent")
+
+    again = await client.post("/api/v1/captures", json={"url": url}, headers=headers)
+    assert again.status_code == 200 and again.json()["id"] == item["id"]
+    assert again.json()["duplicate"] is True
+
+
+async def test_health_and_openapi(client: AsyncTestClient) -> None:  # type: ignore[type-arg]
+    assert (await client.get("/healthz")).json() == {"status": "ok"}
+    ready = await client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json()["checks"] == {"database": "ok", "broker": "ok"}
+    schema = (await client.get("/api/v1/schema/openapi.json")).json()
+    assert "/api/v1/captures" in schema["paths"]
+    assert "/api/v1/items/{item_id}/video" in schema["paths"]
+    metrics = await client.get("/metrics")
+    assert "prsnl_captures_total" in metrics.text
