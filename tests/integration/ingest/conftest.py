@@ -11,12 +11,13 @@ from pathlib import Path
 import asyncpg
 import pytest
 from litestar.testing import AsyncTestClient
+from tests.support.stack import POSTGRES_URL, RABBITMQ_URL, drop_database, remove_namespace
 
+from prsnl_common.db import create_pool
 from prsnl_common.settings import CommonSettings
 from prsnl_ingest.app import create_app
 from prsnl_ingest.catalog import create_owner_key
 from prsnl_ingest.settings import IngestSettings
-from tests.support.stack import POSTGRES_URL, RABBITMQ_URL, drop_database, remove_namespace
 
 
 @pytest.fixture(scope="session")
@@ -44,8 +45,7 @@ async def client(gateway_env: CommonSettings) -> AsyncIterator[AsyncTestClient]:
 
 @pytest.fixture(scope="session")
 async def pool(client: AsyncTestClient, gateway_env: CommonSettings) -> AsyncIterator[asyncpg.Pool]:  # type: ignore[type-arg]
-    created = await asyncpg.create_pool(gateway_env.database_url, min_size=1, max_size=4)
-    assert created is not None
+    created = await create_pool(gateway_env.database_url, max_size=4)
     yield created
     await created.close()
 
@@ -56,8 +56,8 @@ async def owner(pool: asyncpg.Pool) -> tuple[uuid.UUID, dict[str, str]]:
     return owner_id, {"Authorization": f"Bearer {key}"}
 
 
-async def wait_until(predicate, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = asyncio.get_running_loop().time() + timeout
+async def wait_until(predicate, within: float = 10.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = asyncio.get_running_loop().time() + within
     while not await predicate():
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError("condition not met in time")

@@ -19,7 +19,6 @@ from prsnl_common.netguard import BlockedAddressError
 MAX_MESSAGE_LENGTH = 500
 # Raised by our byte-cap progress hook inside the child; see ytdlp_child.ByteCapExceeded.
 BYTE_CAP_EXCEPTION = "ByteCapExceeded"
-MAX_FILESIZE_NOTICE = "larger than max-filesize"
 
 _HTTP_STATUS = re.compile(r"HTTP Error (\d{3})")
 _BUG_REPORT_TAIL = re.compile(r";?\s*please report this issue on .*$", re.IGNORECASE | re.DOTALL)
@@ -221,7 +220,7 @@ def classify_failure(facts: FailureFacts) -> PipelineError:
     text = facts.text
     if BlockedAddressError.MARKER in text:
         return PermanentError("blocked_address", _blocked_message(facts))
-    if BYTE_CAP_EXCEPTION in facts.type_names or MAX_FILESIZE_NOTICE in text:
+    if BYTE_CAP_EXCEPTION in facts.type_names:
         return PermanentError("too_large", message)
     status = http_status_of(facts)
     if status is not None:

@@ -25,12 +25,7 @@ from prsnl_common.errors import PermanentError, TransientError
 from prsnl_common.events import SourceInfo
 from prsnl_common.netguard import install_connect_guard
 from prsnl_common.settings import IPNetwork
-from prsnl_downloader.classify import (
-    MAX_FILESIZE_NOTICE,
-    classify_failure,
-    facts_from_exception,
-    summarize,
-)
+from prsnl_downloader.classify import classify_failure, facts_from_exception, summarize
 from prsnl_downloader.protocol import (
     ChildMessage,
     ChildReady,
@@ -63,24 +58,17 @@ class ByteCapExceeded(Exception):
 
 
 class CapturingLogger:
-    """yt-dlp's logger: keeps warnings and errors, and notices yt-dlp's own size refusal.
-
-    yt-dlp reports a Content-Length over ``max_filesize`` only as an info line
-    and then returns without a file (or, for HLS, skips the fragment), so the
-    line is the only trace of the refusal.
-    """
+    """yt-dlp's logger: keeps warnings and errors for the report, drops the chatter."""
 
     def __init__(self) -> None:
         self.warnings: list[str] = []
         self.errors: list[str] = []
-        self.size_refused = False
 
     def debug(self, message: str) -> None:
-        if MAX_FILESIZE_NOTICE in message:
-            self.size_refused = True
+        """yt-dlp sends both its debug and its info lines here; neither is kept."""
 
     def info(self, message: str) -> None:
-        self.debug(message)
+        """Unused by yt-dlp (info goes to debug); present for loggers that expect it."""
 
     def warning(self, message: str) -> None:
         self.warnings.append(message)
@@ -232,11 +220,6 @@ class YtDlpRunner:
 
 
 def _failure(exc: BaseException, log: CapturingLogger, prefix: str = "") -> DownloadFailure:
-    if log.size_refused:
-        return DownloadFailure.of(
-            PermanentError("too_large", "The source announces a file over the size limit."),
-            _warnings(log),
-        )
     facts = facts_from_exception(exc)
     if prefix:
         facts = replace(facts, messages=(prefix + facts.messages[0], *facts.messages[1:]))
@@ -247,11 +230,6 @@ def _collect(
     request: DownloadRequest, info: Any, log: CapturingLogger, live: LiveFilter
 ) -> DownloadResult | DownloadFailure:
     warnings = _warnings(log)
-    if log.size_refused:
-        return DownloadFailure.of(
-            PermanentError("too_large", "The source announces a file over the size limit."),
-            warnings,
-        )
     if live.refused:
         return DownloadFailure.of(PermanentError("unsupported_url", LIVE_REFUSAL), warnings)
     video = _single_entry(info)

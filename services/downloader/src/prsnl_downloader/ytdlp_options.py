@@ -102,9 +102,10 @@ def build_params(request: DownloadRequest) -> dict[str, Any]:
         "extractor_retries": YTDLP_RETRIES,
         # A fragment that cannot be fetched fails the job instead of leaving a hole.
         "skip_unavailable_fragments": False,
-        # yt-dlp refuses files whose announced size is over the cap; the child's
-        # progress hook covers sizes that are not announced.
-        "max_filesize": request.max_bytes,
+        # No "max_filesize": yt-dlp applies it to each HTTP response, so for HLS/DASH to
+        # each fragment, and its fragment downloader refuses silently ("fragment not
+        # found"). The child's progress hook enforces the cap on the whole job instead,
+        # from Content-Length as soon as it is known and from the bytes received.
         # Native HLS/DASH downloaders report every fragment to the progress hook,
         # which the byte cap and the stall watchdog rely on.
         "external_downloader": {"default": "native"},

@@ -10,6 +10,7 @@ is what makes redelivered events harmless. Changes are announced on the
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import hashlib
 import json
@@ -188,14 +189,17 @@ async def get_item(pool: asyncpg.Pool, owner_id: uuid.UUID, item_id: uuid.UUID) 
 
 
 def encode_cursor(row: asyncpg.Record) -> str:
-    return f"{row['created_at'].isoformat()}|{row['id']}"
+    """An opaque, URL-safe position after ``row`` in (created_at, id) order."""
+    raw = f"{row['created_at'].isoformat()}|{row['id']}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
 def decode_cursor(cursor: str) -> tuple[dt.datetime, uuid.UUID]:
     try:
-        stamp, item_id = cursor.split("|", 1)
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        stamp, item_id = raw.split("|", 1)
         return dt.datetime.fromisoformat(stamp), uuid.UUID(item_id)
-    except ValueError as exc:
+    except (ValueError, UnicodeDecodeError) as exc:
         raise CatalogError("invalid_request", "The cursor is not one this API returned.") from exc
 
 

@@ -1,0 +1,165 @@
+"""The catalog moves items only forward, ignores stale runs and duplicates, and pages by key."""
+
+from __future__ import annotations
+
+import uuid
+
+import asyncpg
+import pytest
+from litestar.testing import AsyncTestClient
+
+from prsnl_common.events import (
+    CaptureOptions,
+    ItemFailed,
+    MediaMetadata,
+    SourceInfo,
+    VideoDownloaded,
+    VideoDownloadProgress,
+    VideoTranscoded,
+)
+from prsnl_common.platforms import classify
+from prsnl_ingest import catalog
+
+pytestmark = pytest.mark.integration
+
+
+async def new_item(pool: asyncpg.Pool, owner_id: uuid.UUID, url: str) -> uuid.UUID:
+    classified = classify(url)
+    outcome = await catalog.capture(
+        pool,
+        catalog.NewCapture(
+            owner_id=owner_id,
+            url=url,
+            normalized_url=classified.normalized_url,
+            platform=classified.platform,
+            platform_video_id=classified.video_id,
+            source="api",
+            options=CaptureOptions(),
+        ),
+    )
+    return uuid.UUID(str(outcome.item["id"]))
+
+
+def downloaded(item_id: uuid.UUID, run: int = 1) -> VideoDownloaded:
+    return VideoDownloaded(
+        item_id=item_id,
+        run=run,
+        original_key=f"items/{item_id}/original.mp4",
+        size=10,
+        info=SourceInfo(title="Cats at play", uploader="someone", duration=3.0),
+    )
+
+
+def transcoded(item_id: uuid.UUID, run: int = 1) -> VideoTranscoded:
+    return VideoTranscoded(
+        item_id=item_id,
+        run=run,
+        video_key=f"items/{item_id}/video.mp4",
+        thumbnail_keys={320: f"items/{item_id}/thumb-320.jpg"},
+        metadata=MediaMetadata(video_codec="h264", width=640, height=360, duration=3.0),
+        action="remuxed",
+    )
+
+
+async def status(pool: asyncpg.Pool, item_id: uuid.UUID) -> str:
+    return str(await pool.fetchval("SELECT status FROM items WHERE id = $1", item_id))
+
+
+async def test_platform_spellings_are_one_item_per_owner(
+    pool: asyncpg.Pool, owner: tuple[uuid.UUID, dict[str, str]]
+) -> None:
+    owner_id, _ = owner
+    first = await new_item(pool, owner_id, "https://www.youtube.com/watch?v=dQw4w9WgXcQ")
+    for twin in (
+        "https://youtu.be/dQw4w9WgXcQ?si=share",
+        "https://m.youtube.com/shorts/dQw4w9WgXcQ",
+        "https://www.youtube.com/watch?feature=x&v=dQw4w9WgXcQ",
+    ):
+        assert await new_item(pool, owner_id, twin) == first
+    x = await new_item(pool, owner_id, "https://twitter.com/someone/status/1234567890")
+    assert await new_item(pool, owner_id, "https://x.com/other/status/1234567890?s=20") == x
+
+
+async def test_events_move_an_item_forward_only(
+    pool: asyncpg.Pool, owner: tuple[uuid.UUID, dict[str, str]]
+) -> None:
+    item_id = await new_item(pool, owner[0], "https://example.org/forward.mp4")
+    progress = VideoDownloadProgress(item_id=item_id, downloaded_bytes=5, total_bytes=10)
+    assert await catalog.apply_download_progress(pool, progress)
+    assert await status(pool, item_id) == "downloading"
+    assert await catalog.apply_downloaded(pool, downloaded(item_id))
+    assert await status(pool, item_id) == "downloaded"
+    # Late progress and a redelivered download change nothing.
+    assert not await catalog.apply_download_progress(pool, progress)
+    assert not await catalog.apply_downloaded(pool, downloaded(item_id))
+    assert await catalog.apply_transcoded(pool, transcoded(item_id))
+    assert await status(pool, item_id) == "ready"
+    assert not await catalog.apply_transcoded(pool, transcoded(item_id))
+    late_failure = ItemFailed(
+        item_id=item_id, stage="download", error_code="network_error", message="late"
+    )
+    assert not await catalog.apply_failed(pool, late_failure)
+    row = await pool.fetchrow("SELECT * FROM items WHERE id = $1", item_id)
+    assert row["status"] == "ready" and row["title"] == "Cats at play"
+    assert row["error_code"] is None and row["metadata"]["width"] == 640
+
+
+async def test_a_retry_starts_a_new_run_and_ignores_the_old_one(
+    pool: asyncpg.Pool, owner: tuple[uuid.UUID, dict[str, str]]
+) -> None:
+    owner_id = owner[0]
+    item_id = await new_item(pool, owner_id, "https://example.org/retry.mp4")
+    failed = ItemFailed(
+        item_id=item_id,
+        stage="download",
+        error_code="source_unavailable",
+        message="503",
+        attempts=5,
+        retryable=True,
+    )
+    assert await catalog.apply_failed(pool, failed)
+    retried = await catalog.retry_item(pool, owner_id, item_id)
+    assert (retried["status"], retried["run"]) == ("pending", 2)
+    # Events of run 1 arriving now are ignored; run 2 proceeds.
+    assert not await catalog.apply_downloaded(pool, downloaded(item_id, run=1))
+    assert await catalog.apply_downloaded(pool, downloaded(item_id, run=2))
+    assert await catalog.apply_transcoded(pool, transcoded(item_id, run=2))
+    assert await status(pool, item_id) == "ready"
+    with pytest.raises(catalog.CatalogError) as refused:
+        await catalog.retry_item(pool, owner_id, item_id)
+    assert refused.value.code == "not_retryable"
+
+
+async def test_listing_filters_searches_and_pages_by_key(
+    client: AsyncTestClient,  # type: ignore[type-arg]
+    pool: asyncpg.Pool,
+    owner: tuple[uuid.UUID, dict[str, str]],
+) -> None:
+    owner_id, headers = owner
+    ids = [await new_item(pool, owner_id, f"https://example.org/page-{n}.mp4") for n in range(7)]
+    await catalog.apply_downloaded(pool, downloaded(ids[3]))
+    await catalog.apply_transcoded(pool, transcoded(ids[3]))
+
+    seen: list[str] = []
+    cursor = None
+    while True:
+        query = "/api/v1/items?limit=3" + (f"&cursor={cursor}" if cursor else "")
+        page = (await client.get(query, headers=headers)).json()
+        seen += [item["id"] for item in page["items"]]
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    assert seen == [str(i) for i in reversed(ids)]
+
+    ready = (await client.get("/api/v1/items?status=ready", headers=headers)).json()["items"]
+    assert [i["id"] for i in ready] == [str(ids[3])]
+    found = (await client.get("/api/v1/items?q=cats", headers=headers)).json()["items"]
+    assert [i["id"] for i in found] == [str(ids[3])]
+    direct = (await client.get("/api/v1/items?platform=direct", headers=headers)).json()
+    assert len(direct["items"]) == 7
+    bad = await client.get("/api/v1/items?status=nope", headers=headers)
+    assert bad.status_code == 422 and bad.json()["code"] == "invalid_request"
+    bad_cursor = await client.get("/api/v1/items?cursor=garbage", headers=headers)
+    assert bad_cursor.status_code == 422
+    missing = await client.get(f"/api/v1/items/{uuid.uuid4()}", headers=headers)
+    assert missing.status_code == 404 and missing.json()["code"] == "not_found"
