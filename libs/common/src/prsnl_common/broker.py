@@ -124,6 +124,15 @@ class Topology:
             },
         )
 
+    def dead_lettered_queue(self) -> RabbitQueue:
+        """Where the catalog hears of every dead-lettered message, to fail its item."""
+        return RabbitQueue(
+            f"{self.namespace}.ingest.dead-lettered",
+            queue_type=QueueType.QUORUM,
+            durable=True,
+            routing_key="#",
+        )
+
     async def declare(self, broker: RabbitBroker, *, service: str) -> None:
         """Declare the exchanges, retry tiers, every stage queue and the DLQs.
 
@@ -151,6 +160,8 @@ class Topology:
             await self.declare_dead_letter_queue(broker, consumer)
         if service not in SUBSCRIPTIONS:
             await self.declare_dead_letter_queue(broker, service)
+        dead_lettered = await broker.declare_queue(self.dead_lettered_queue())
+        await dead_lettered.bind(self.dead_letter.name, routing_key="#")
 
     async def declare_dead_letter_queue(self, broker: RabbitBroker, service: str) -> None:
         dlq = await broker.declare_queue(

@@ -16,7 +16,7 @@ from typing import Any
 
 import asyncpg
 from faststream import AckPolicy
-from faststream.rabbit import QueueType, RabbitBroker, RabbitQueue
+from faststream.rabbit import RabbitBroker
 
 from prsnl_common.broker import Topology
 from prsnl_common.events import (
@@ -95,14 +95,9 @@ def subscribe_catalog(
 
     # Every stage's dead-lettered messages also arrive here, so an item whose
     # message was poison or crashed its workers too often is marked failed.
-    dead_lettered = RabbitQueue(
-        f"{topology.namespace}.{SERVICE}.dead-lettered",
-        queue_type=QueueType.QUORUM,
-        durable=True,
-        routing_key="#",
+    @broker.subscriber(
+        topology.dead_lettered_queue(), topology.dead_letter, ack_policy=AckPolicy.ACK
     )
-
-    @broker.subscriber(dead_lettered, topology.dead_letter, ack_policy=AckPolicy.ACK)
     async def on_dead_lettered(body: bytes, message: Any) -> None:
         headers = message.headers or {}
         try:
