@@ -165,3 +165,41 @@ async def test_a_publish_no_queue_takes_raises(settings: CommonSettings) -> None
             await EventPublisher(broker, topology).publish(ItemDeleted(item_id=uuid.uuid4()))
     finally:
         await broker.stop()
+
+
+async def test_an_operator_inspects_and_replays_a_dead_letter(settings: CommonSettings) -> None:
+    from prsnl_common import dlq
+
+    broken = True
+    handled: list[uuid.UUID] = []
+
+    async def handler(event: ItemDeleted, job: Job[ItemDeleted]) -> None:
+        if broken:
+            raise TransientError("network_error", "down")
+        handled.append(event.item_id)
+
+    broker, topology, _ = await run_stage(settings, handler)
+    try:
+        item_id = uuid.uuid4()
+        await EventPublisher(broker, topology).publish(ItemDeleted(item_id=item_id))
+
+        async def dead() -> bool:
+            return await queue_depth(topology.dlq_name("storage-janitor")) == 1
+
+        await eventually(dead)
+        assert (await dlq.depths(settings))["storage-janitor"] == 1
+        [entry] = await dlq.show(settings, "storage-janitor", 10)
+        assert entry["from"] == topology.queue_name("storage-janitor", "item.deleted")
+        assert entry["reason"] == "rejected" and str(item_id) in entry["body"]
+        assert await queue_depth(topology.dlq_name("storage-janitor")) == 1  # show left it
+
+        broken = False
+        assert await dlq.replay(settings, "storage-janitor") == 1
+
+        async def handled_once() -> bool:
+            return handled == [item_id]
+
+        await eventually(handled_once)
+        assert await queue_depth(topology.dlq_name("storage-janitor")) == 0
+    finally:
+        await broker.stop()
