@@ -214,8 +214,11 @@ def test_failures_have_a_code_and_leave_no_files(
     assert item["error"]["message"]
     assert item["error"]["retryable"] is False
     assert item["error"]["attempts"] == 1
+    # A failed processing hands the downloaded original to the janitor.
+    deadline = time.monotonic() + 20
+    while item_files(stack, item["id"]) and time.monotonic() < deadline:
+        time.sleep(0.2)
     assert item_files(stack, item["id"]) == []
-    time.sleep(0.5)
     assert scratch_entries(stack, item["id"]) == []
     if path == "/status/404":
         assert sum(1 for r in media.requests if r.path == path) == 1, media.requests

@@ -72,15 +72,16 @@ class Stack:
         log_dir.mkdir(parents=True, exist_ok=True)
         for _ in range(count):
             index = len(self.processes.get(service, []))
-            log = (log_dir / f"{service}-{index}.log").open("ab")
             env = {**self.env, **(extra_env or {})}
-            process = subprocess.Popen(
-                [sys.executable, "-m", *MODULES[service]],
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+            # The child keeps its own copy of the log descriptor.
+            with (log_dir / f"{service}-{index}.log").open("ab") as log:
+                process = subprocess.Popen(
+                    [sys.executable, "-m", *MODULES[service]],
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
             self.processes.setdefault(service, []).append(process)
 
     def kill(self, service: str, sig: int = signal.SIGKILL) -> None:

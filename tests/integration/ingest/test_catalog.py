@@ -95,6 +95,13 @@ async def test_events_move_an_item_forward_only(
     assert await catalog.apply_transcoded(pool, transcoded(item_id))
     assert await status(pool, item_id) == "ready"
     assert not await catalog.apply_transcoded(pool, transcoded(item_id))
+    early = await new_item(pool, owner[0], "https://example.org/out-of-order.mp4")
+    # The catalog's queues race: the transcoder's result may be applied first.
+    assert await catalog.apply_transcoded(pool, transcoded(early))
+    assert await catalog.apply_downloaded(pool, downloaded(early))
+    row = await pool.fetchrow("SELECT * FROM items WHERE id = $1", early)
+    assert (row["status"], row["title"]) == ("ready", "Cats at play")
+    assert row["original_key"] == f"items/{early}/original.mp4"
     late_failure = ItemFailed(
         item_id=item_id, stage="download", error_code="network_error", message="late"
     )

@@ -59,8 +59,19 @@ def subscribe_stage(
     event_type: type[E],
     handler: Handler[E],
     concurrency: int = 1,
+    discard_on_failure: Callable[[E], list[str]] | None = None,
 ) -> None:
-    """Bind ``handler`` to ``<ns>.<service>.<event>`` under the policy above."""
+    """Bind ``handler`` to ``<ns>.<service>.<event>`` under the policy above.
+
+    ``discard_on_failure`` names the stored inputs that become useless when the
+    item fails here (the downloaded original when processing gives up); they
+    travel in ``item.failed`` so the catalog can hand them to the janitor.
+    """
+
+    def failed(event: E, error: PipelineError, attempt: int) -> ItemFailed:
+        discard = discard_on_failure(event) if discard_on_failure else []
+        return _failed(event, stage, error, attempt).model_copy(update={"discard_keys": discard})
+
     publisher = EventPublisher(broker, topology)
     queue = topology.stage_queue(service, event_type)
     max_attempts = topology.settings.max_attempts
@@ -75,7 +86,7 @@ def subscribe_stage(
             await handler(event, job)
         except PermanentError as error:
             logger.warning("permanent failure %s: %s", error.code, error.message, extra=log)
-            await publisher.publish(_failed(event, stage, error, attempt))
+            await publisher.publish(failed(event, error, attempt))
             await message.ack()
         except asyncio.CancelledError:
             # Shutdown: leave the message unacknowledged; it is redelivered.
@@ -110,7 +121,7 @@ def subscribe_stage(
                 await message.ack()
             else:
                 logger.error("giving up after %d attempts: %s", attempt, failure.code, extra=log)
-                await publisher.publish(_failed(event, stage, failure, attempt))
+                await publisher.publish(failed(event, failure, attempt))
                 await message.reject(requeue=False)
         else:
             await message.ack()

@@ -153,6 +153,7 @@ class VideoTranscoded(Event):
     routing_key: ClassVar[str] = "video.transcoded"
 
     video_key: str
+    original_key: str | None = Field(default=None, description="The original it was made from")
     thumbnail_keys: dict[int, str] = Field(description="Thumbnail width -> storage key")
     metadata: MediaMetadata
     action: TranscodeAction
@@ -179,6 +180,10 @@ class ItemFailed(Event):
     attempts: int = 1
     retryable: bool = False
     profile: str | None = Field(default=None, description="Set when a re-transcode failed")
+    discard_keys: list[str] = Field(
+        default_factory=list,
+        description="Stored files of this run that nothing will use now (removed by the janitor)",
+    )
 
 
 class ItemDeleted(Event):

@@ -287,8 +287,10 @@ async def request_transcode(
         )
         if row is None:
             raise CatalogError("not_found", "No such item.")
-        if row["status"] != "ready" or not row["original_key"]:
+        if row["status"] != "ready":
             raise CatalogError("not_ready", f"The item is {row['status']}; wait until ready.")
+        if not row["original_key"]:
+            raise CatalogError("not_ready", "The item has no original to transcode from.")
         item = await connection.fetchrow(
             "UPDATE items SET requested_profile = $2, updated_at = now() WHERE id = $1 RETURNING *",
             item_id,
@@ -321,6 +323,27 @@ async def delete_item(pool: asyncpg.Pool, owner_id: uuid.UUID, item_id: uuid.UUI
             ),
         )
         await _notify(connection, item_id, "deleted")
+
+
+async def _discard(connection: asyncpg.Connection | PoolConnectionProxy, event: ItemFailed) -> None:
+    """Hand the files a failed run no longer needs to the janitor, in this transaction."""
+    if not event.discard_keys:
+        return
+    current = await connection.fetchrow(
+        "SELECT status, run FROM items WHERE id = $1", event.item_id
+    )
+    if current is None or (current["status"], current["run"]) != ("failed", event.run):
+        return
+    await connection.execute(
+        "UPDATE items SET original_key = NULL WHERE id = $1 AND original_key = ANY($2::text[])",
+        event.item_id,
+        event.discard_keys,
+    )
+    for key in event.discard_keys:
+        await enqueue(
+            connection,
+            FileOrphaned(item_id=event.item_id, run=event.run, storage_key=key, reason="partial"),
+        )
 
 
 # --- pipeline events ------------------------------------------------------------------
@@ -384,11 +407,19 @@ async def apply_downloaded(pool: asyncpg.Pool, event: VideoDownloaded) -> bool:
     info = event.info
     async with pool.acquire() as connection, connection.transaction():
         updated = await connection.fetchval(
-            "UPDATE items SET status = 'downloaded', progress = NULL, original_key = $3, "
-            "original_size = $4, title = coalesce($5, title), uploader = $6, duration = $7, "
+            # The catalog consumes each event type from its own queue, so this may
+            # arrive after the transcoder already moved on: then only the facts are
+            # recorded and the status stays where it is.
+            "UPDATE items SET status = CASE WHEN status IN ('pending', 'downloading') "
+            "THEN 'downloaded' ELSE status END, "
+            "progress = CASE WHEN status IN ('pending', 'downloading') THEN NULL "
+            "ELSE progress END, original_key = $3, "
+            "original_size = $4, title = coalesce($5, title), uploader = $6, "
+            "duration = coalesce(duration, $7), "
             "webpage_url = $8, extractor = $9, upload_date = $10, description = $11, "
             "platform_video_id = coalesce(platform_video_id, $12), updated_at = now() "
-            "WHERE id = $1 AND run = $2 AND status IN ('pending', 'downloading') RETURNING id",
+            "WHERE id = $1 AND run = $2 AND status <> 'failed' "
+            "AND original_key IS DISTINCT FROM $3 RETURNING id",
             event.item_id,
             event.run,
             event.original_key,
@@ -425,6 +456,7 @@ async def apply_transcoded(pool: asyncpg.Pool, event: VideoTranscoded) -> bool:
             await connection.execute(
                 "UPDATE items SET status = 'ready', progress = NULL, video_key = $2, "
                 "thumbnail_keys = $3, metadata = $4, action = $5, "
+                "original_key = coalesce(original_key, $7), "
                 "duration = coalesce($6, duration), ready_at = now(), updated_at = now() "
                 "WHERE id = $1",
                 event.item_id,
@@ -433,6 +465,7 @@ async def apply_transcoded(pool: asyncpg.Pool, event: VideoTranscoded) -> bool:
                 metadata,
                 event.action,
                 event.metadata.duration,
+                event.original_key,
             )
         elif event.profile is not None and row["status"] == "ready":
             await connection.execute(
@@ -495,6 +528,7 @@ async def apply_failed(pool: asyncpg.Pool, event: ItemFailed) -> bool:
                 list(TERMINAL),
             )
             status = "failed"
+            await _discard(connection, event)
         if updated:
             await _notify(
                 connection,

@@ -32,16 +32,19 @@ async def remove_deleted_item(event: ItemDeleted, store: LocalMediaStore) -> int
 async def remove_orphan(event: FileOrphaned, store: LocalMediaStore, pool: asyncpg.Pool) -> bool:
     """Remove an orphaned file unless the catalog references it again by now.
 
-    A re-transcode back to an earlier profile writes the same key again, so the
-    reference is checked at deletion time, not trusted from the event.
+    A re-transcode back to an earlier profile, or a retry of a failed item,
+    writes the same key again, so the reference is checked at deletion time,
+    not trusted from the event.
     """
-    referenced = await pool.fetchval(
-        "SELECT EXISTS (SELECT 1 FROM items WHERE id = $1 AND (video_key = $2 OR "
-        "original_key = $2 OR EXISTS (SELECT 1 FROM "
-        "jsonb_each_text(coalesce(thumbnail_keys, '{}')) AS t WHERE t.value = $2)))",
+    row = await pool.fetchrow(
+        "SELECT run, (video_key = $2 OR original_key = $2 OR EXISTS (SELECT 1 FROM "
+        "jsonb_each_text(coalesce(thumbnail_keys, '{}')) AS t WHERE t.value = $2)) AS used "
+        "FROM items WHERE id = $1",
         event.item_id,
         event.storage_key,
     )
+    # A newer run of the item owns its (deterministic) keys now: leave them to it.
+    referenced = row is not None and (bool(row["used"]) or row["run"] > event.run)
     if referenced:
         logger.info("orphan %s is referenced again; kept", event.storage_key)
         return False

@@ -40,6 +40,8 @@ def make_setup(settings: TranscoderSettings, common: CommonSettings) -> Any:
             event_type=VideoDownloaded,
             handler=on_video_downloaded,
             concurrency=settings.concurrency,
+            # A first processing that gives up leaves nothing worth keeping.
+            discard_on_failure=lambda event: [event.original_key],
         )
         subscribe_stage(
             broker,

@@ -155,6 +155,7 @@ async def process_video(
             item_id=event.item_id,
             run=event.run,
             video_key=stored.key,
+            original_key=event.original_key,
             thumbnail_keys=thumbnails,
             metadata=metadata_of(result),
             action=plan.action,
