@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from tests.support.media_server import MediaServer
 from tests.support.stack import Api, Stack
 

@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
+
 from tests.e2e.conftest import item_files, scratch_entries
 from tests.support.clips import probe
 from tests.support.media_server import MediaServer

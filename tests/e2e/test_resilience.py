@@ -8,6 +8,7 @@ import subprocess
 import time
 
 import pytest
+
 from tests.e2e.conftest import item_files
 from tests.support.media_server import MediaServer
 from tests.support.stack import Api, Stack

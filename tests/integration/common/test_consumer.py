@@ -11,13 +11,13 @@ from collections.abc import AsyncIterator
 import aio_pika
 import pytest
 from faststream.rabbit import RabbitBroker
-from tests.support.stack import RABBITMQ_URL, remove_namespace
 
 from prsnl_common.broker import EventPublisher, Topology, create_broker
 from prsnl_common.consumer import Job, subscribe_stage
 from prsnl_common.errors import PermanentError, TransientError
 from prsnl_common.events import ItemDeleted, ItemFailed
 from prsnl_common.settings import CommonSettings
+from tests.support.stack import RABBITMQ_URL, remove_namespace
 
 pytestmark = pytest.mark.integration
 

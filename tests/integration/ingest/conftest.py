@@ -11,13 +11,13 @@ from pathlib import Path
 import asyncpg
 import pytest
 from litestar.testing import AsyncTestClient
-from tests.support.stack import POSTGRES_URL, RABBITMQ_URL, drop_database, remove_namespace
 
 from prsnl_common.db import create_pool
 from prsnl_common.settings import CommonSettings
 from prsnl_ingest.app import create_app
 from prsnl_ingest.catalog import create_owner_key
 from prsnl_ingest.settings import IngestSettings
+from tests.support.stack import POSTGRES_URL, RABBITMQ_URL, drop_database, remove_namespace
 
 
 @pytest.fixture(scope="session")

@@ -9,10 +9,10 @@ import aio_pika
 import asyncpg
 import pytest
 from litestar.testing import AsyncTestClient
-from tests.integration.ingest.conftest import wait_until
 
 from prsnl_common.events import UrlCaptured
 from prsnl_common.settings import CommonSettings
+from tests.integration.ingest.conftest import wait_until
 
 pytestmark = pytest.mark.integration
 

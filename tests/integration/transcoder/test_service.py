@@ -6,7 +6,6 @@ import uuid
 from pathlib import Path
 
 import pytest
-from tests.support.clips import make_clip, make_garbage, probe
 
 from prsnl_common.consumer import Job
 from prsnl_common.errors import PermanentError
@@ -21,6 +20,7 @@ from prsnl_common.events import (
 from prsnl_common.store import LocalMediaStore, original_key
 from prsnl_transcoder.service import process_video
 from prsnl_transcoder.settings import TranscoderSettings
+from tests.support.clips import make_clip, make_garbage, probe
 
 pytestmark = pytest.mark.integration
 

@@ -80,7 +80,8 @@ async def ensure_database(dsn: str) -> bool:
             return False
         try:
             await connection.execute(f'CREATE DATABASE "{name}"')
-        except asyncpg.DuplicateDatabaseError:
+        except (asyncpg.DuplicateDatabaseError, asyncpg.UniqueViolationError):
+            # Another replica created it between our check and our CREATE.
             return False
         return True
     finally:
