@@ -55,6 +55,7 @@ def sources(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("sources")
     make_clip(root / "h264.mp4", duration=2, width=640, height=360)
     make_clip(root / "vp9.webm", duration=2, width=640, height=360, vcodec="vp9", acodec="opus")
+    make_clip(root / "h264.mkv", duration=2, width=640, height=360)
     make_garbage(root / "garbage.mp4")
     return root
 
@@ -75,6 +76,18 @@ async def test_playable_mp4_is_remuxed_and_published(tmp_path: Path, sources: Pa
     )
     assert all(store.exists(k) for k in [done.video_key, *done.thumbnail_keys.values()])
     assert list((tmp_path / "tmp").iterdir()) == []
+
+
+async def test_h264_aac_in_matroska_is_remuxed_into_mp4(tmp_path: Path, sources: Path) -> None:
+    store = LocalMediaStore(tmp_path)
+    item_id, key = stored_original(store, sources / "h264.mkv")
+    published = await run(store, VideoDownloaded(item_id=item_id, original_key=key, size=1))
+    done = published[-1]
+    assert isinstance(done, VideoTranscoded) and done.action == "remuxed"
+    assert done.metadata.container == "mp4"
+    output = probe(store.path(done.video_key))
+    assert sorted(s["codec_name"] for s in output["streams"]) == ["aac", "h264"]
+    assert "mp4" in output["format"]["format_name"]
 
 
 async def test_vp9_is_transcoded_with_progress(tmp_path: Path, sources: Path) -> None:

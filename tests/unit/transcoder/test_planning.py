@@ -499,11 +499,20 @@ def test_vp9_opus_webm_is_transcoded() -> None:
     assert (plan.preset, plan.audio_bitrate) == ("veryfast", "128k")
 
 
-def test_h264_aac_in_matroska_is_transcoded_keeping_audio() -> None:
+def test_h264_aac_in_matroska_is_remuxed_not_reencoded() -> None:
     plan = plan_output(web_mp4(container="matroska,webm", major_brand=None), Limits())
-    assert plan.action == "transcoded"
-    assert plan.reasons == ("container matroska,webm is not mp4/mov",)
+    assert plan.action == "remuxed"
+    assert plan.reasons == ("web-playable streams in matroska,webm, rewritten as MP4",)
     assert plan.copy_audio
+
+
+def test_matroska_with_another_reason_is_transcoded_and_names_the_container() -> None:
+    plan = plan_output(
+        web_mp4(container="matroska,webm", major_brand=None, height=1440, width=2560), Limits()
+    )
+    assert plan.action == "transcoded"
+    assert plan.reasons[0] == "container matroska,webm is not mp4/mov"
+    assert "height 1440 over cap 1080" in plan.reasons
 
 
 def test_hevc_4k_is_transcoded_and_capped() -> None:

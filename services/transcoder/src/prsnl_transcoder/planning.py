@@ -348,9 +348,9 @@ def plan_output(
     cap = profile.max_height if profile is not None and profile.max_height else limits.max_height
     over_threshold = probe.size > limits.compress_threshold_bytes
 
+    # The container alone never forces a re-encode: H.264/AAC in Matroska or
+    # MPEG-TS is rewritten into MP4 by a remux at ~300x realtime.
     reasons: list[str] = []
-    if not probe.is_mp4_family:
-        reasons.append(f"container {probe.container or 'unknown'} is not mp4/mov")
     if probe.video_codec != "h264":
         reasons.append(f"video codec {probe.video_codec or 'unknown'} is not h264")
     elif probe.pix_fmt not in WEB_PIX_FMTS:
@@ -370,6 +370,23 @@ def plan_output(
     if fps_capped:
         reasons.append(f"frame rate {probe.fps:.3g} over cap {limits.max_fps:.3g}")
 
+    if not reasons and not probe.is_mp4_family:
+        return Plan(
+            action="remuxed",
+            target_height=None,
+            crf=limits.crf,
+            audio_only=False,
+            copy_audio=probe.has_audio,
+            has_audio=probe.has_audio,
+            reasons=(
+                f"web-playable streams in {probe.container or 'another container'}, "
+                "rewritten as MP4",
+            ),
+            preset=limits.preset,
+            audio_bitrate=limits.audio_bitrate,
+        )
+    if not probe.is_mp4_family:
+        reasons.insert(0, f"container {probe.container or 'unknown'} is not mp4/mov")
     if not reasons:
         if faststart and probe.major_brand is not None and probe.major_brand.strip() != "qt":
             return Plan(
