@@ -22,7 +22,7 @@ from tests.support.clips import make_clip, make_hls  # noqa: E402
 from tests.support.media_server import MediaServer  # noqa: E402
 
 SAMPLES = [
-    ("files/demo-720p-h264.mp4", "720p H.264/AAC (remuxed, no re-encode)"),
+    ("files/demo-720p-h264.mp4", "720p H.264/AAC (copied, no re-encode)"),
     ("files/demo-vp9.webm", "VP9/Opus WebM (transcoded to H.264/AAC)"),
     ("files/demo-phone-portrait.mp4", "phone clip with rotation metadata (upright output)"),
     ("files/demo-short.mp4", "2-second clip (thumbnails from a frame that exists)"),

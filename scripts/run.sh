@@ -35,6 +35,7 @@ stop() {
     echo; echo "stopping..."
     kill -TERM "${pids[@]}" 2>/dev/null || true
     wait "${pids[@]}" 2>/dev/null || true
+    exit "${1:-0}"
 }
 trap stop INT TERM EXIT
 
@@ -72,4 +73,5 @@ Try:
 Ctrl-C stops everything.
 INFO
 wait -n "${pids[@]}" || true
-echo "a service exited; see var/log/" >&2
+echo "a service exited; see var/log/ — stopping the others" >&2
+stop 1
