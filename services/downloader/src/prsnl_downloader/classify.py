@@ -1,4 +1,4 @@
-"""Turn yt-dlp's failures into pipeline errors with stable codes: retry what may pass, fail the rest.
+"""Classify yt-dlp's failures into coded pipeline errors: retry what may pass, fail the rest.
 
 yt-dlp reports almost everything as ``DownloadError`` with a human message, the
 real cause hanging below it (``exc_info``, ``cause``, ``__cause__``). The
@@ -76,7 +76,7 @@ MESSAGE_RULES: tuple[_Rule, ...] = (
         r"\buse --cookies\b",
         r"\bmembers?[- ]only\b",
         r"\bage[- ]restricted\b|\bconfirm your age\b|\bage verification\b",
-        r"\bnot available (?:in|from) your (?:country|region|location)\b",
+        r"\bavailable (?:in|from) your (?:country|region|location)\b",
         r"\bgeo[- ]?restrict",
         r"\bprotected (?:tweet|account)s?\b",
         r"\bDRM[- ]protected\b|\bhas DRM\b",
@@ -95,7 +95,8 @@ MESSAGE_RULES: tuple[_Rule, ...] = (
         "source_not_found",
         False,
         r"\bvideo unavailable\b",
-        r"\b(?:video|post|content|tweet|media) (?:is |has been )?(?:no longer available|removed|deleted)\b",
+        r"\b(?:video|post|content|tweet|media) (?:is |has been )?"
+        r"(?:no longer available|removed|deleted)\b",
         r"\bhas been removed\b",
         r"\bdoes not exist\b",
         r"\baccount (?:has been )?(?:terminated|suspended)\b",
@@ -121,7 +122,8 @@ MESSAGE_RULES: tuple[_Rule, ...] = (
         r"\bConnection (?:refused|reset|aborted)\b",
         r"\bRemote end closed connection\b",
         r"\bFailed to establish a new connection\b",
-        r"\bFailed to resolve\b|\bName or service not known\b|\bTemporary failure in name resolution\b",
+        r"\bFailed to resolve\b|\bName or service not known\b",
+        r"\bTemporary failure in name resolution\b",
         r"\bNetwork is unreachable\b|\bNo route to host\b",
         r"\bbytes read, \d+ more expected\b",
         r"\bDownloaded \d+ bytes, expected \d+ bytes\b",
@@ -170,9 +172,13 @@ def facts_from_exception(exc: BaseException) -> FailureFacts:
 def _next_in_chain(exc: BaseException) -> BaseException | None:
     # DownloadError keeps the original in exc_info, ExtractorError in cause; Python in the rest.
     exc_info = getattr(exc, "exc_info", None)
-    if isinstance(exc_info, tuple) and len(exc_info) == 3 and isinstance(exc_info[1], BaseException):
-        if exc_info[1] is not exc:
-            return exc_info[1]
+    if (
+        isinstance(exc_info, tuple)
+        and len(exc_info) == 3
+        and isinstance(exc_info[1], BaseException)
+        and exc_info[1] is not exc
+    ):
+        return exc_info[1]
     cause = getattr(exc, "cause", None)
     if isinstance(cause, BaseException):
         return cause

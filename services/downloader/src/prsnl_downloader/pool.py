@@ -33,9 +33,10 @@ from prsnl_downloader.protocol import (
     DownloadResult,
     Postprocessing,
     bytes_on_disk,
+    format_bytes,
     remove_download_files,
 )
-from prsnl_downloader.ytdlp_child import child_main, format_bytes
+from prsnl_downloader.ytdlp_child import child_main
 
 ProgressCallback = Callable[[DownloadProgress], None]
 
@@ -43,7 +44,6 @@ DISK_CHECK_INTERVAL = 1.0
 # While yt-dlp merges or remuxes, the inputs and the output sit side by side on disk.
 POSTPROCESSING_DISK_FACTOR = 2
 REPLACEMENT_BACKOFF = (1.0, 5.0, 30.0)
-REAP_POLL_SECONDS = 0.01
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +63,7 @@ class _Child:
         self._fd = connection.fileno()
         self._exit_code: int | None = None
         self._reaped = False
+        self._exited: asyncio.Future[None] | None = None
         self._inbox: deque[ChildMessage] = deque()
         self._arrived = asyncio.Event()
         self._loop = asyncio.get_running_loop()
@@ -93,21 +94,21 @@ class _Child:
         except OSError as exc:
             raise ChildGone(f"its pipe is closed ({exc})") from exc
 
-    async def receive(self, timeout: float) -> ChildMessage | None:
-        """The next message, or None after ``timeout`` seconds; ChildGone once it died."""
+    async def receive(self, wait: float) -> ChildMessage | None:
+        """The next message, or None after ``wait`` seconds; ChildGone once it died."""
         while not self._inbox:
             if not self.connected:
                 raise ChildGone(f"exit code {self.exit_code()}")
             self._arrived.clear()
             try:
-                async with asyncio.timeout(timeout):
+                async with asyncio.timeout(wait):
                     await self._arrived.wait()
             except TimeoutError:
                 return None
         return self._inbox.popleft()
 
     def kill(self) -> None:
-        """Send SIGKILL (idempotent); the process is reaped by :meth:`reap`."""
+        """Send SIGKILL (idempotent); :meth:`reap` waits for the end."""
         self._disconnect()
         if not self._reaped and self.process.exitcode is None:
             self.process.kill()
@@ -117,15 +118,26 @@ class _Child:
         if self._reaped:
             return
         self.kill()
-        # is_alive() reaps with WNOHANG; a SIGKILLed process is gone within milliseconds.
-        while self.process.is_alive():
-            await asyncio.sleep(REAP_POLL_SECONDS)
-        if self._reaped:
-            return
-        self._reaped = True
-        self._exit_code = self.process.exitcode
-        self.connection.close()
-        self.process.close()
+        if self._exited is None:
+            # The sentinel becomes readable when the process ends: no polling, no thread.
+            # One shared future, so concurrent reapers all wake up.
+            self._exited = self._loop.create_future()
+            if self.process.exitcode is None:
+                self._loop.add_reader(self.process.sentinel, self._on_exit)
+            else:
+                self._exited.set_result(None)
+        await asyncio.shield(self._exited)
+        if not self._reaped:
+            self._reaped = True
+            self.process.join()
+            self._exit_code = self.process.exitcode
+            self.connection.close()
+            self.process.close()
+
+    def _on_exit(self) -> None:
+        self._loop.remove_reader(self.process.sentinel)
+        if self._exited is not None and not self._exited.done():
+            self._exited.set_result(None)
 
     def exit_code(self) -> int | None:
         if self._reaped:
@@ -145,6 +157,7 @@ class DownloadPool:
         job_timeout: float = 1500.0,
         stall_seconds: float = 120.0,
         start_timeout: float = 60.0,
+        acquire_timeout: float = 120.0,
     ) -> None:
         if size < 1:
             raise ValueError("a download pool needs at least one process")
@@ -153,6 +166,7 @@ class DownloadPool:
         self.job_timeout = job_timeout
         self.stall_seconds = stall_seconds
         self.start_timeout = start_timeout
+        self.acquire_timeout = acquire_timeout
         self._context = multiprocessing.get_context("spawn")
         self._idle: asyncio.Queue[_Child] = asyncio.Queue()
         self._children: set[_Child] = set()
@@ -193,19 +207,27 @@ class DownloadPool:
     ) -> DownloadResult:
         """Download in a free child; raise the classified PipelineError on failure.
 
-        Waits for a free child first; the time limit counts from the moment one
-        is found. Cancelling the call kills the child, like every other way a
-        job can end before its answer.
+        Waits for a free child first (at most ``acquire_timeout``: with as many
+        jobs as children that is only a replacement starting up), then the time
+        limit counts. Both bounds together stay below the broker's consumer
+        timeout. Cancelling the call kills the child, like every other way a job
+        can end before its answer.
         """
         child = await self._acquire()
         try:
             outcome = await self._supervise(child, request, on_progress)
         except BaseException:
             # Timed out, stalled, over the cap on disk, crashed or cancelled: the
-            # child may be mid-job, so it goes, and with it every partial file.
+            # child may be mid-job, so it goes, and with it every partial file. The
+            # caller hears of it only once the process is gone (milliseconds after
+            # SIGKILL); a second cancellation cuts the wait, and the replacement
+            # task then finishes reaping and cleaning up.
             child.kill()
-            remove_download_files(request.workdir)
-            self._replace(child, cleanup=request.workdir)
+            try:
+                await asyncio.shield(child.reap())
+            finally:
+                remove_download_files(request.workdir)
+                self._replace(child, cleanup=request.workdir)
             raise
         self._idle.put_nowait(child)
         if isinstance(outcome, DownloadFailure):
@@ -243,7 +265,14 @@ class DownloadPool:
         while True:
             if self._closed or not self._started:
                 raise RuntimeError("the download pool is not running")
-            child = await self._idle.get()
+            try:
+                async with asyncio.timeout(self.acquire_timeout):
+                    child = await self._idle.get()
+            except TimeoutError:
+                raise TransientError(
+                    "download_failed",
+                    f"No download process became free within {self.acquire_timeout:g} s.",
+                ) from None
             if child.usable:
                 return child
             logger.warning(
@@ -300,7 +329,7 @@ class DownloadPool:
                         last_bytes = message.downloaded_bytes
                         last_change = loop.time()
                     if on_progress is not None:
-                        on_progress(message)
+                        self._report(on_progress, message)
                 elif isinstance(message, Postprocessing):
                     # Merging or remuxing moves no bytes over the network but is progress.
                     last_change = loop.time()
@@ -309,6 +338,14 @@ class DownloadPool:
             raise TransientError(
                 "download_failed", f"The download process ended unexpectedly ({exc})."
             ) from exc
+
+    @staticmethod
+    def _report(on_progress: ProgressCallback, progress: DownloadProgress) -> None:
+        # Progress is a courtesy: a failing callback must not cost the download.
+        try:
+            on_progress(progress)
+        except Exception:
+            logger.exception("progress callback failed")
 
     def _replace(self, child: _Child, cleanup: Path | None = None) -> None:
         """Retire ``child`` now and start a fresh one in the background."""
@@ -353,6 +390,9 @@ class DownloadPool:
         )
         try:
             process.start()
+        except BaseException:
+            parent_end.close()
+            raise
         finally:
             # The child holds its own copy; dropping ours makes its death visible as EOF.
             child_end.close()

@@ -1,4 +1,4 @@
-"""The messages the service and its yt-dlp child processes exchange over a pipe.
+"""What the service and its yt-dlp child processes share: pipe messages and workdir rules.
 
 One request goes down; any number of :class:`DownloadProgress` and
 :class:`Postprocessing` messages come up, then exactly one
@@ -97,6 +97,15 @@ class ChildReady:
 
 
 ChildMessage = DownloadProgress | Postprocessing | DownloadResult | DownloadFailure | ChildReady
+
+
+def format_bytes(count: int) -> str:
+    """A byte count for people: ``1.5 MiB``, ``300 KiB``, ``12 bytes``."""
+    if count >= 1024 * 1024:
+        return f"{count / (1024 * 1024):.1f} MiB"
+    if count >= 1024:
+        return f"{count / 1024:.0f} KiB"
+    return f"{count} bytes"
 
 
 def output_template(workdir: Path) -> str:

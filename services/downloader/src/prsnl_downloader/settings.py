@@ -8,6 +8,9 @@ from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 BROKER_CONSUMER_TIMEOUT = 1800  # RabbitMQ 3.10's broker-wide consumer timeout, seconds
+# Storing the file and publishing its event also happen before the ack.
+STORE_AND_PUBLISH_MARGIN = 30
+MAX_ACQUIRE_SECONDS = 120.0
 MIB = 1024 * 1024
 
 
@@ -86,3 +89,15 @@ class DownloaderSettings(BaseSettings):
     @property
     def min_free_bytes(self) -> int:
         return self.min_free_disk_mb * MIB
+
+    @property
+    def acquire_timeout_seconds(self) -> float:
+        """How long a job may wait for a free process: what the consumer timeout leaves.
+
+        Waiting, downloading, storing and publishing all happen before the
+        message is acknowledged, so together they must end within the broker's
+        consumer timeout. With as many jobs as processes a job only waits for a
+        replacement that is starting up, which takes seconds.
+        """
+        left = BROKER_CONSUMER_TIMEOUT - STORE_AND_PUBLISH_MARGIN - self.job_timeout_seconds
+        return max(1.0, min(MAX_ACQUIRE_SECONDS, left))

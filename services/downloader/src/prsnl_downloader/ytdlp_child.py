@@ -35,6 +35,7 @@ from prsnl_downloader.protocol import (
     DownloadResult,
     Postprocessing,
     final_outputs,
+    format_bytes,
     remove_download_files,
 )
 from prsnl_downloader.ytdlp_options import DESCRIPTION_LIMIT, build_params
@@ -147,7 +148,7 @@ class ProgressTracker:
 
 
 class LiveFilter:
-    """yt-dlp's ``match_filter``: refuse live and upcoming streams, which never end by themselves."""
+    """yt-dlp's ``match_filter``: refuse live and upcoming streams, which have no end."""
 
     def __init__(self) -> None:
         self.refused = False
@@ -239,7 +240,8 @@ def _collect(
         )
     path = _output_path(request.workdir, video)
     if path is None:
-        detail = f" ({warnings[-1]})" if warnings else ""
+        said = summarize([*log.warnings, *log.errors], limit=1)
+        detail = f" ({said[0]})" if said else ""
         return DownloadFailure.of(
             TransientError("download_failed", f"yt-dlp finished without writing a file{detail}."),
             warnings,
@@ -296,15 +298,6 @@ def source_info(info: dict[str, Any]) -> SourceInfo:
         description=_text(info.get("description"), DESCRIPTION_LIMIT),
         platform_video_id=_text(info.get("id"), 200),
     )
-
-
-def format_bytes(count: int) -> str:
-    """A byte count for people: ``1.5 MiB``, ``300 KiB``, ``12 bytes``."""
-    if count >= 1024 * 1024:
-        return f"{count / (1024 * 1024):.1f} MiB"
-    if count >= 1024:
-        return f"{count / 1024:.0f} KiB"
-    return f"{count} bytes"
 
 
 def child_main(connection: Connection, allowlist: tuple[IPNetwork, ...], parent_pid: int) -> None:

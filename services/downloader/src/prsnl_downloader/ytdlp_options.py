@@ -81,8 +81,8 @@ def build_params(request: DownloadRequest) -> dict[str, Any]:
         "enable_file_urls": False,
         "noplaylist": True,
         "playlist_items": "1",
+        # An absolute template: yt-dlp puts its .part and intermediate files next to it.
         "outtmpl": {"default": output_template(request.workdir)},
-        "paths": {"home": str(request.workdir), "temp": str(request.workdir)},
         "restrictfilenames": True,
         "overwrites": True,
         "continuedl": False,
@@ -95,6 +95,10 @@ def build_params(request: DownloadRequest) -> dict[str, Any]:
         "no_warnings": True,
         "noprogress": True,
         "color": "no_color",
+        # Direct connections only: yt-dlp otherwise honours HTTP(S)_PROXY from the
+        # environment, and through a proxy the connect-time SSRF guard would see only
+        # the proxy's address, never the target's.
+        "proxy": "",
         # Network bounds.
         "socket_timeout": request.socket_timeout,
         "retries": YTDLP_RETRIES,
