@@ -15,6 +15,7 @@ from tests.support.clips import (
     make_truncated,
 )
 from tests.support.media_server import MediaServer
+from tests.support.otlp import OtlpReceiver
 from tests.support.stack import Api, Stack, running_stack
 
 MAX_VIDEO_SIZE_MB = 150
@@ -53,7 +54,13 @@ def private_media(clips: Path) -> Iterator[MediaServer]:
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def traces() -> Iterator[OtlpReceiver]:
+    with OtlpReceiver() as receiver:
+        yield receiver
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory, traces: OtlpReceiver) -> Iterator[Stack]:
     with running_stack(
         tmp_path_factory.mktemp("stack"),
         downloaders=2,
@@ -65,6 +72,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         PRSNL_INGEST_PROGRESS_INTERVAL_SECONDS="0.2",
         PRSNL_TRANSCODER_COMPRESS_THRESHOLD_MB="400",
         PRSNL_JANITOR_SWEEP_INTERVAL_SECONDS="5",
+        OTEL_EXPORTER_OTLP_ENDPOINT=traces.endpoint,
+        OTEL_BSP_SCHEDULE_DELAY="200",
     ) as running:
         yield running
 
