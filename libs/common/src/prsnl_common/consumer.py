@@ -60,12 +60,15 @@ def subscribe_stage(
     handler: Handler[E],
     concurrency: int = 1,
     discard_on_failure: Callable[[E], list[str]] | None = None,
+    report_failures: bool = True,
 ) -> None:
     """Bind ``handler`` to ``<ns>.<service>.<event>`` under the policy above.
 
     ``discard_on_failure`` names the stored inputs that become useless when the
     item fails here (the downloaded original when processing gives up); they
     travel in ``item.failed`` so the catalog can hand them to the janitor.
+    ``report_failures=False`` gives up without publishing ``item.failed`` (for
+    the subscriber of ``item.failed`` itself, which must not feed its own queue).
     """
 
     def failed(event: E, error: PipelineError, attempt: int) -> ItemFailed:
@@ -86,7 +89,8 @@ def subscribe_stage(
             await handler(event, job)
         except PermanentError as error:
             logger.warning("permanent failure %s: %s", error.code, error.message, extra=log)
-            await publisher.publish(failed(event, error, attempt))
+            if report_failures:
+                await publisher.publish(failed(event, error, attempt))
             await message.ack()
         except asyncio.CancelledError:
             # Shutdown: leave the message unacknowledged; it is redelivered.
@@ -121,7 +125,8 @@ def subscribe_stage(
                 await message.ack()
             else:
                 logger.error("giving up after %d attempts: %s", attempt, failure.code, extra=log)
-                await publisher.publish(failed(event, failure, attempt))
+                if report_failures:
+                    await publisher.publish(failed(event, failure, attempt))
                 await message.reject(requeue=False)
         else:
             await message.ack()

@@ -31,12 +31,41 @@ class LiveHub:
     def __init__(self) -> None:
         self._listeners: dict[uuid.UUID, set[asyncio.Queue[dict[str, Any]]]] = defaultdict(set)
         self._connection: asyncpg.Connection | None = None
+        self._dsn = ""
+        self._stopping = False
+        self._reconnect: asyncio.Task[None] | None = None
 
     async def start(self, dsn: str) -> None:
-        self._connection = await asyncpg.connect(dsn)
-        await self._connection.add_listener(ITEMS_CHANNEL, self._on_notify)
+        self._dsn = dsn
+        await self._connect()
+
+    async def _connect(self) -> None:
+        connection = await asyncpg.connect(self._dsn)
+        await connection.add_listener(ITEMS_CHANNEL, self._on_notify)
+        connection.add_termination_listener(self._on_terminated)
+        self._connection = connection
+
+    def _on_terminated(self, _connection: object) -> None:
+        # The database restarted or the connection dropped: listen again.
+        if not self._stopping:
+            self._reconnect = asyncio.get_running_loop().create_task(self._reconnect_forever())
+
+    async def _reconnect_forever(self) -> None:
+        delay = 0.2
+        while not self._stopping:
+            try:
+                await self._connect()
+                logger.info("live updates listening again")
+                return
+            except (OSError, asyncpg.PostgresError) as exc:
+                logger.warning("live updates: reconnect failed (%s); retrying", exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
 
     async def stop(self) -> None:
+        self._stopping = True
+        if self._reconnect is not None:
+            self._reconnect.cancel()
         if self._connection is not None:
             with contextlib.suppress(Exception):
                 await self._connection.close()

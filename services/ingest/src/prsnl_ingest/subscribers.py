@@ -1,13 +1,14 @@
 """The catalog's subscribers: every pipeline event moves its item forward.
 
 The catalog updates are idempotent (see :mod:`prsnl_ingest.catalog`), so these
-handlers simply apply and acknowledge; a database error leaves the message
-unacknowledged for redelivery (nack with requeue), bounded by the queue's
-delivery limit. Progress is throttled per item before it touches the database.
+handlers simply apply; durable events follow the shared failure policy (retry
+with back-off, then the DLQ). Progress is throttled per item before it touches
+the database, and dropped if the database cannot take it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -19,6 +20,7 @@ from faststream import AckPolicy
 from faststream.rabbit import RabbitBroker
 
 from prsnl_common.broker import Topology
+from prsnl_common.consumer import Job, subscribe_stage
 from prsnl_common.events import (
     ItemFailed,
     VideoDownloaded,
@@ -53,7 +55,6 @@ def subscribe_catalog(
     broker: RabbitBroker, topology: Topology, pool: asyncpg.Pool, progress_interval: float
 ) -> None:
     throttle = ProgressThrottle(progress_interval)
-    policy = AckPolicy.NACK_ON_ERROR
 
     @broker.subscriber(
         topology.stage_queue(SERVICE, VideoDownloadProgress),
@@ -73,30 +74,50 @@ def subscribe_catalog(
         if throttle.allow(event.item_id):
             await catalog.apply_transcode_progress(pool, event)
 
-    @broker.subscriber(
-        topology.stage_queue(SERVICE, VideoDownloaded), topology.events, ack_policy=policy
-    )
-    async def on_video_downloaded(event: VideoDownloaded) -> None:
+    async def on_video_downloaded(event: VideoDownloaded, job: Job[VideoDownloaded]) -> None:
         await catalog.apply_downloaded(pool, event)
 
-    @broker.subscriber(
-        topology.stage_queue(SERVICE, VideoTranscoded), topology.events, ack_policy=policy
-    )
-    async def on_video_transcoded(event: VideoTranscoded) -> None:
+    async def on_video_transcoded(event: VideoTranscoded, job: Job[VideoTranscoded]) -> None:
         if await catalog.apply_transcoded(pool, event) and event.profile is None:
             metrics.OUTCOMES.labels(status="ready", code="").inc()
 
-    @broker.subscriber(
-        topology.stage_queue(SERVICE, ItemFailed), topology.events, ack_policy=policy
-    )
-    async def on_item_failed(event: ItemFailed) -> None:
+    async def on_item_failed(event: ItemFailed, job: Job[ItemFailed]) -> None:
         if await catalog.apply_failed(pool, event):
             metrics.OUTCOMES.labels(status="failed", code=event.error_code).inc()
+
+    # A database outage is retried with the shared back-off instead of a hot
+    # redelivery loop; what still fails ends in the ingest DLQ for replay.
+    subscribe_stage(
+        broker,
+        topology,
+        service=SERVICE,
+        stage="catalog",
+        event_type=VideoDownloaded,
+        handler=on_video_downloaded,
+    )
+    subscribe_stage(
+        broker,
+        topology,
+        service=SERVICE,
+        stage="catalog",
+        event_type=VideoTranscoded,
+        handler=on_video_transcoded,
+    )
+    # A failure that cannot be recorded is not announced again as a failure.
+    subscribe_stage(
+        broker,
+        topology,
+        service=SERVICE,
+        stage="catalog",
+        event_type=ItemFailed,
+        handler=on_item_failed,
+        report_failures=False,
+    )
 
     # Every stage's dead-lettered messages also arrive here, so an item whose
     # message was poison or crashed its workers too often is marked failed.
     @broker.subscriber(
-        topology.dead_lettered_queue(), topology.dead_letter, ack_policy=AckPolicy.ACK
+        topology.dead_lettered_queue(), topology.dead_letter, ack_policy=AckPolicy.NACK_ON_ERROR
     )
     async def on_dead_lettered(body: bytes, message: Any) -> None:
         headers = message.headers or {}
@@ -121,5 +142,10 @@ def subscribe_catalog(
             "an operator can replay it from the stage's DLQ.",
             retryable=True,
         )
-        if await catalog.apply_failed(pool, failed):
-            metrics.OUTCOMES.labels(status="failed", code="dead_lettered").inc()
+        try:
+            if await catalog.apply_failed(pool, failed):
+                metrics.OUTCOMES.labels(status="failed", code="dead_lettered").inc()
+        except Exception:
+            # The catalog is unreachable: hand the notice back, without spinning.
+            await asyncio.sleep(1.0)
+            raise
