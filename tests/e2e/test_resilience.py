@@ -44,6 +44,27 @@ def test_downloader_killed_mid_download_restarts_and_finishes_once(
     assert not [p for p in (stack.media_root / "tmp").iterdir() if item_id in p.name]
 
 
+def test_sigterm_lets_the_downloader_finish_its_job_then_exit(
+    stack: Stack, alice: Api, media: MediaServer
+) -> None:
+    response = alice.capture(media.url("/slow/h264.mp4?rate=2500000&sigterm=1"))
+    item_id = response.json()["id"]
+    alice.wait_for(
+        item_id,
+        ("downloading",),
+        timeout=30,
+        predicate=lambda i: (i["progress"] or {}).get("downloaded_bytes", 0) > 0,
+    )
+    processes = stack.processes.pop("downloader")
+    for process in processes:
+        process.send_signal(signal.SIGTERM)
+    # The in-flight download (a few seconds) ends inside the 30 s grace period.
+    assert [p.wait(timeout=45) for p in processes] == [0] * len(processes)
+    item = alice.wait_for(item_id, timeout=60)
+    assert item["status"] == "ready", item
+    stack.start("downloader", 2)
+
+
 def test_capture_while_rabbitmq_is_down_is_accepted_and_finishes(
     stack: Stack, alice: Api, media: MediaServer
 ) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from ipaddress import IPv4Network, ip_network
@@ -10,15 +9,9 @@ from pathlib import Path
 
 import pytest
 
-# tests.support lives at the repository root, which is not on sys.path under pytest's
-# default import mode while tests/integration has no __init__.py.
-_REPO_ROOT = Path(__file__).resolve().parents[3]
-if str(_REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(_REPO_ROOT))
-
-from prsnl_downloader.pool import DownloadPool  # noqa: E402
-from tests.support.clips import make_clip, make_hls  # noqa: E402
-from tests.support.media_server import MediaServer  # noqa: E402
+from prsnl_downloader.pool import DownloadPool
+from tests.support.clips import make_clip, make_hls
+from tests.support.media_server import MediaServer
 
 LOOPBACK_ONLY: list[IPv4Network] = [ip_network("127.0.0.1/32")]
 

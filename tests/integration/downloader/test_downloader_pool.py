@@ -433,3 +433,35 @@ async def test_yt_dlp_plugins_are_not_loaded(
             PermanentError,
             "source_not_found",
         )
+
+
+def peak_rss_mib(pid: int) -> float:
+    """The highest resident memory the process ever had (VmHWM), in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmHWM")
+
+
+async def test_a_large_download_keeps_memory_flat(
+    tmp_path_factory: pytest.TempPathFactory, workdir: Path, loopback_only: list[IPv4Network]
+) -> None:
+    """D7: a file several times larger than the child's memory streams to disk."""
+    from tests.support.clips import make_large_h264
+
+    root = tmp_path_factory.mktemp("large")
+    big = make_large_h264(root / "big.mp4", min_bytes=320 * 1024 * 1024)
+    with MediaServer(root) as server:
+        async with DownloadPool(1, allowlist=loopback_only, job_timeout=120) as single:
+            (pid,) = single.pids
+            before = peak_rss_mib(pid)
+            request = job(server.url("/files/big.mp4"), workdir, max_bytes=400 * 2**20)
+            result = await single.run(request)
+            after = peak_rss_mib(pid)
+    assert result.size == big.stat().st_size
+    print(
+        f"child peak RSS {before:.0f} MiB before, {after:.0f} MiB after a "
+        f"{result.size / 2**20:.0f} MiB download"
+    )
+    # Buffering the file would add its 320 MiB; streaming adds a few MiB of buffers.
+    assert after - before < 64
