@@ -16,6 +16,16 @@ from tests.support.stack import Api, Stack
 pytestmark = pytest.mark.e2e
 
 
+def wait_until_downloading(api: Api, item_id: str) -> None:
+    """Until the item's download has moved bytes: the moment to disturb it."""
+    api.wait_for(
+        item_id,
+        ("downloading",),
+        timeout=30,
+        predicate=lambda i: (i["progress"] or {}).get("downloaded_bytes", 0) > 0,
+    )
+
+
 def test_downloader_killed_mid_download_restarts_and_finishes_once(
     stack: Stack, alice: Api, media: MediaServer
 ) -> None:
@@ -23,12 +33,7 @@ def test_downloader_killed_mid_download_restarts_and_finishes_once(
     response = alice.capture(media.url("/slow/h264.mp4?rate=1000000&kill=1"))
     assert response.status_code == 202
     item_id = response.json()["id"]
-    alice.wait_for(
-        item_id,
-        ("downloading",),
-        timeout=30,
-        predicate=lambda i: (i["progress"] or {}).get("downloaded_bytes", 0) > 0,
-    )
+    wait_until_downloading(alice, item_id)
     stack.kill("downloader", signal.SIGKILL)
     time.sleep(1)
     stack.start("downloader", 2)
@@ -49,12 +54,7 @@ def test_sigterm_lets_the_downloader_finish_its_job_then_exit(
 ) -> None:
     response = alice.capture(media.url("/slow/h264.mp4?rate=2500000&sigterm=1"))
     item_id = response.json()["id"]
-    alice.wait_for(
-        item_id,
-        ("downloading",),
-        timeout=30,
-        predicate=lambda i: (i["progress"] or {}).get("downloaded_bytes", 0) > 0,
-    )
+    wait_until_downloading(alice, item_id)
     processes = stack.processes.pop("downloader")
     for process in processes:
         process.send_signal(signal.SIGTERM)

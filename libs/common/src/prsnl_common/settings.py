@@ -17,6 +17,18 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+BROKER_CONSUMER_TIMEOUT = 1800  # RabbitMQ 3.10's broker-wide consumer timeout, seconds
+
+
+def below_consumer_timeout(seconds: float) -> float:
+    """Validate a job's hard time limit: it must end before RabbitMQ gives up on the consumer."""
+    if seconds >= BROKER_CONSUMER_TIMEOUT:
+        raise ValueError(
+            f"must be below {BROKER_CONSUMER_TIMEOUT} s, RabbitMQ 3.10's broker-wide consumer "
+            "timeout: a longer job has its channel closed and is delivered again while it "
+            "still runs"
+        )
+    return seconds
 
 
 class CommonSettings(BaseSettings):

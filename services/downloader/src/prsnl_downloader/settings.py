@@ -7,7 +7,8 @@ from pathlib import Path
 from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-BROKER_CONSUMER_TIMEOUT = 1800  # RabbitMQ 3.10's broker-wide consumer timeout, seconds
+from prsnl_common.settings import BROKER_CONSUMER_TIMEOUT, below_consumer_timeout
+
 # Storing the file and publishing its event also happen before the ack.
 STORE_AND_PUBLISH_MARGIN = 30
 MAX_ACQUIRE_SECONDS = 120.0
@@ -64,13 +65,7 @@ class DownloaderSettings(BaseSettings):
     @field_validator("job_timeout_seconds")
     @classmethod
     def _below_consumer_timeout(cls, value: float) -> float:
-        if value >= BROKER_CONSUMER_TIMEOUT:
-            raise ValueError(
-                f"must be below {BROKER_CONSUMER_TIMEOUT} s, RabbitMQ 3.10's broker-wide consumer "
-                "timeout: a longer job has its channel closed and is delivered again while it "
-                "still runs"
-            )
-        return value
+        return below_consumer_timeout(value)
 
     @model_validator(mode="after")
     def _stall_window_longer_than_progress(self) -> DownloaderSettings:

@@ -240,14 +240,22 @@ async def list_items(
     return Page(list(rows), encode_cursor(rows[-1]) if more and rows else None)
 
 
+async def _lock_owned(
+    connection: asyncpg.Connection | PoolConnectionProxy, owner_id: uuid.UUID, item_id: uuid.UUID
+) -> asyncpg.Record:
+    """The owner's item, locked for the rest of the transaction; not_found otherwise."""
+    row = await connection.fetchrow(
+        "SELECT * FROM items WHERE id = $1 AND owner_id = $2 FOR UPDATE", item_id, owner_id
+    )
+    if row is None:
+        raise CatalogError("not_found", "No such item.")
+    return row
+
+
 async def retry_item(pool: asyncpg.Pool, owner_id: uuid.UUID, item_id: uuid.UUID) -> asyncpg.Record:
     """Start a new run of a failed item from the download."""
     async with pool.acquire() as connection, connection.transaction():
-        row = await connection.fetchrow(
-            "SELECT * FROM items WHERE id = $1 AND owner_id = $2 FOR UPDATE", item_id, owner_id
-        )
-        if row is None:
-            raise CatalogError("not_found", "No such item.")
+        row = await _lock_owned(connection, owner_id, item_id)
         if row["status"] != "failed":
             raise CatalogError("not_retryable", f"The item is {row['status']}, not failed.")
         item = await connection.fetchrow(
@@ -282,11 +290,7 @@ async def request_transcode(
 ) -> asyncpg.Record:
     """Ask the transcoder for ``profile``; the current video keeps serving meanwhile."""
     async with pool.acquire() as connection, connection.transaction():
-        row = await connection.fetchrow(
-            "SELECT * FROM items WHERE id = $1 AND owner_id = $2 FOR UPDATE", item_id, owner_id
-        )
-        if row is None:
-            raise CatalogError("not_found", "No such item.")
+        row = await _lock_owned(connection, owner_id, item_id)
         if row["status"] != "ready":
             raise CatalogError("not_ready", f"The item is {row['status']}; wait until ready.")
         if not row["original_key"]:

@@ -3,7 +3,7 @@
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-BROKER_CONSUMER_TIMEOUT = 1800  # RabbitMQ 3.10's broker-wide consumer timeout, seconds
+from prsnl_common.settings import below_consumer_timeout
 
 
 class TranscoderSettings(BaseSettings):
@@ -28,12 +28,7 @@ class TranscoderSettings(BaseSettings):
     @field_validator("job_timeout_seconds")
     @classmethod
     def _below_consumer_timeout(cls, value: float) -> float:
-        if value >= BROKER_CONSUMER_TIMEOUT:
-            raise ValueError(
-                f"must be below RabbitMQ's consumer timeout ({BROKER_CONSUMER_TIMEOUT} s), or "
-                "the broker closes the channel and the job runs twice"
-            )
-        return value
+        return below_consumer_timeout(value)
 
     @field_validator("thumbnail_widths")
     @classmethod
