@@ -404,7 +404,7 @@ def test_capture_report_medians_and_ratio() -> None:
         for i, t in enumerate([1.0, 3.0, 2.0])
     ]
     raw = [
-        RawRun(url="u", action="remuxed", steps={"yt-dlp": 0.5, "ffprobe": 0.1}, total_s=t)
+        RawRun(url="u", action="remuxed", steps={"yt-dlp": 0.5, "2x ffprobe": 0.1}, total_s=t)
         for t in [1.0, 1.0, 4.0]
     ]
     text = capture_report([ClipResult(H264, pipeline, raw)], 3)
@@ -413,6 +413,9 @@ def test_capture_report_medians_and_ratio() -> None:
     assert "2.00 s" in row and "1.00 s" in row and "2.00x" in row
     assert "1.00 3.00 2.00" in row
     assert "median of 3 runs" in text
+    steps = text.splitlines()[-4:]
+    assert "yt-dlp" in steps[0] and "2x ffprobe" in steps[0]
+    assert "500 ms" in steps[2] and "100 ms" in steps[2]
 
 
 def test_clip_run_links_are_distinct_names_for_the_same_file(tmp_path: Path) -> None:
