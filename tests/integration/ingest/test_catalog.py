@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 
+import aio_pika
 import asyncpg
 import pytest
 from litestar.testing import AsyncTestClient
@@ -18,7 +20,9 @@ from prsnl_common.events import (
     VideoTranscoded,
 )
 from prsnl_common.platforms import classify
+from prsnl_common.settings import CommonSettings
 from prsnl_ingest import catalog
+from tests.integration.ingest.conftest import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -170,3 +174,43 @@ async def test_listing_filters_searches_and_pages_by_key(
     assert bad_cursor.status_code == 422
     missing = await client.get(f"/api/v1/items/{uuid.uuid4()}", headers=headers)
     assert missing.status_code == 404 and missing.json()["code"] == "not_found"
+
+
+async def test_direct_links_with_the_same_file_name_stay_two_items(
+    pool: asyncpg.Pool, owner: tuple[uuid.UUID, dict[str, str]]
+) -> None:
+    owner_id = owner[0]
+    first = await new_item(pool, owner_id, "https://one.example/clip.mp4")
+    second = await new_item(pool, owner_id, "https://two.example/clip.mp4")
+    for item_id in (first, second):
+        event = downloaded(item_id)
+        event = event.model_copy(
+            update={"info": event.info.model_copy(update={"platform_video_id": "clip"})}
+        )
+        assert await catalog.apply_downloaded(pool, event)
+    rows = await pool.fetch(
+        "SELECT status, platform_video_id FROM items WHERE id = ANY($1)", [first, second]
+    )
+    assert [(r["status"], r["platform_video_id"]) for r in rows] == [("downloaded", None)] * 2
+
+
+async def test_a_dead_letter_marks_its_item_failed(
+    client: AsyncTestClient,  # type: ignore[type-arg]
+    pool: asyncpg.Pool,
+    owner: tuple[uuid.UUID, dict[str, str]],
+    gateway_env: CommonSettings,
+) -> None:
+    item_id = await new_item(pool, owner[0], "https://example.org/poison.mp4")
+    connection = await aio_pika.connect(gateway_env.rabbitmq_url)
+    async with connection:
+        channel = await connection.channel()
+        exchange = await channel.get_exchange(f"{gateway_env.namespace}.dead-letter")
+        body = json.dumps({"item_id": str(item_id), "run": 1, "url": "x"}).encode()
+        await exchange.publish(aio_pika.Message(body), routing_key="downloader")
+
+    async def failed() -> bool:
+        return await status(pool, item_id) == "failed"
+
+    await wait_until(failed)
+    row = await pool.fetchrow("SELECT error_code, error_stage FROM items WHERE id = $1", item_id)
+    assert (row["error_code"], row["error_stage"]) == ("dead_lettered", "catalog")

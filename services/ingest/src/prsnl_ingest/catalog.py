@@ -421,7 +421,13 @@ async def apply_downloaded(pool: asyncpg.Pool, event: VideoDownloaded) -> bool:
             "original_size = $4, title = coalesce($5, title), uploader = $6, "
             "duration = coalesce(duration, $7), "
             "webpage_url = $8, extractor = $9, upload_date = $10, description = $11, "
-            "platform_video_id = coalesce(platform_video_id, $12), updated_at = now() "
+            # yt-dlp's id names a site's video; for direct links it is only a file
+            # name, and it must never collide with another item of the owner.
+            "platform_video_id = CASE WHEN platform_video_id IS NULL "
+            "AND platform NOT IN ('direct', 'hls', 'other') AND NOT EXISTS (SELECT 1 "
+            "FROM items AS twin WHERE twin.owner_id = items.owner_id AND "
+            "twin.platform = items.platform AND twin.platform_video_id = $12) "
+            "THEN $12 ELSE platform_video_id END, updated_at = now() "
             "WHERE id = $1 AND run = $2 AND status <> 'failed' "
             "AND original_key IS DISTINCT FROM $3 RETURNING id",
             event.item_id,

@@ -13,11 +13,11 @@ import json
 import logging
 import time
 import uuid
-from typing import Any
 
 import asyncpg
 from faststream import AckPolicy
 from faststream.rabbit import RabbitBroker
+from faststream.rabbit.annotations import RabbitMessage
 
 from prsnl_common.broker import Topology
 from prsnl_common.consumer import Job, subscribe_stage
@@ -119,10 +119,10 @@ def subscribe_catalog(
     @broker.subscriber(
         topology.dead_lettered_queue(), topology.dead_letter, ack_policy=AckPolicy.NACK_ON_ERROR
     )
-    async def on_dead_lettered(body: bytes, message: Any) -> None:
+    async def on_dead_lettered(message: RabbitMessage) -> None:
         headers = message.headers or {}
         try:
-            payload = json.loads(body)
+            payload = json.loads(message.body)
             item_id = uuid.UUID(payload["item_id"])
             run = int(payload.get("run", 1))
         except (ValueError, KeyError, TypeError):
