@@ -19,5 +19,5 @@ class IngestSettings(BaseSettings):
     )
     sse_keepalive_seconds: float = Field(default=15.0, gt=0)
     outbox_poll_seconds: float = Field(default=1.0, gt=0)
-    stream_chunk_bytes: int = Field(default=256 * 1024, ge=4096)
+    stream_chunk_bytes: int = Field(default=1024 * 1024, ge=4096)
     page_size: int = Field(default=50, ge=1, le=500)
