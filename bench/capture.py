@@ -142,18 +142,7 @@ def _run(command: list[str], *, capture: bool = False) -> str:
 
 def probe_command(path: Path) -> list[str]:
     """The ffprobe command line prsnl_transcoder.media.probe runs for ``path``."""
-    return [
-        media.FFPROBE,
-        "-hide_banner",
-        "-v",
-        "error",
-        "-print_format",
-        "json",
-        "-show_format",
-        "-show_streams",
-        *(arg for key, value in media.INPUT_OPTIONS.items() for arg in (f"-{key}", value)),
-        media._url(path),
-    ]
+    return media.probe_args(path)
 
 
 def thumbnail_command(

@@ -256,15 +256,9 @@ async def _run_ffmpeg(
 # The timeout parameters (ASYNC109) are deliberate: on expiry the process must be
 # killed and the failure reported as processing_timeout, which an outer
 # asyncio.timeout could only do as a bare cancellation.
-async def probe(path: Path, *, timeout: float = 30) -> ProbeResult:  # noqa: ASYNC109
-    """Read a file's container and streams with ffprobe.
-
-    Raises PermanentError("invalid_media") when ffprobe cannot read the file, finds no
-    audio or video stream, or the video stream has no usable codec or size;
-    TransientError("processing_timeout") when ffprobe overruns ``timeout``.
-    """
-    size = _source_size(path)
-    args = [
+def probe_args(path: Path) -> list[str]:
+    """The ffprobe command line for ``path``: JSON out, local files and known demuxers only."""
+    return [
         FFPROBE,
         "-hide_banner",
         "-v",
@@ -276,7 +270,17 @@ async def probe(path: Path, *, timeout: float = 30) -> ProbeResult:  # noqa: ASY
         *(arg for key, value in INPUT_OPTIONS.items() for arg in (f"-{key}", value)),
         _url(path),
     ]
-    proc = await _spawn(args)
+
+
+async def probe(path: Path, *, timeout: float = 30) -> ProbeResult:  # noqa: ASYNC109
+    """Read a file's container and streams with ffprobe.
+
+    Raises PermanentError("invalid_media") when ffprobe cannot read the file, finds no
+    audio or video stream, or the video stream has no usable codec or size;
+    TransientError("processing_timeout") when ffprobe overruns ``timeout``.
+    """
+    size = _source_size(path)
+    proc = await _spawn(probe_args(path))
     try:
         async with asyncio.timeout(timeout):
             out, err = await proc.communicate()

@@ -371,51 +371,23 @@ def plan_output(
         reasons.append(f"frame rate {probe.fps:.3g} over cap {limits.max_fps:.3g}")
 
     if not reasons and not probe.is_mp4_family:
-        return Plan(
-            action="remuxed",
-            target_height=None,
-            crf=limits.crf,
-            audio_only=False,
-            copy_audio=probe.has_audio,
-            has_audio=probe.has_audio,
-            reasons=(
-                f"web-playable streams in {probe.container or 'another container'}, "
-                "rewritten as MP4",
-            ),
-            preset=limits.preset,
-            audio_bitrate=limits.audio_bitrate,
+        container = probe.container or "another container"
+        return _stream_copy(
+            "remuxed", f"web-playable streams in {container}, rewritten as MP4", probe, limits
         )
     if not probe.is_mp4_family:
         reasons.insert(0, f"container {probe.container or 'unknown'} is not mp4/mov")
     if not reasons:
         if faststart and probe.major_brand is not None and probe.major_brand.strip() != "qt":
-            return Plan(
-                action="copied",
-                target_height=None,
-                crf=limits.crf,
-                audio_only=False,
-                copy_audio=probe.has_audio,
-                has_audio=probe.has_audio,
-                reasons=("already web-playable with moov before mdat",),
-                preset=limits.preset,
-                audio_bitrate=limits.audio_bitrate,
+            return _stream_copy(
+                "copied", "already web-playable with moov before mdat", probe, limits
             )
         why = (
             "web-playable streams; QuickTime file rewritten as MP4"
             if faststart
             else "web-playable streams; moov moved before mdat"
         )
-        return Plan(
-            action="remuxed",
-            target_height=None,
-            crf=limits.crf,
-            audio_only=False,
-            copy_audio=probe.has_audio,
-            has_audio=probe.has_audio,
-            reasons=(why,),
-            preset=limits.preset,
-            audio_bitrate=limits.audio_bitrate,
-        )
+        return _stream_copy("remuxed", why, probe, limits)
 
     target_height = _even_down(min(probe.height, cap)) if probe.height is not None else None
     out_fps = limits.max_fps if fps_capped else (probe.fps or limits.max_fps)
@@ -433,6 +405,21 @@ def plan_output(
         reasons=tuple(reasons),
         max_fps=limits.max_fps if fps_capped else None,
         h264_level=level,
+        preset=limits.preset,
+        audio_bitrate=limits.audio_bitrate,
+    )
+
+
+def _stream_copy(action: Action, why: str, probe: ProbeResult, limits: Limits) -> Plan:
+    """A plan that keeps the streams as they are (copied byte for byte, or remuxed)."""
+    return Plan(
+        action=action,
+        target_height=None,
+        crf=limits.crf,
+        audio_only=False,
+        copy_audio=probe.has_audio,
+        has_audio=probe.has_audio,
+        reasons=(why,),
         preset=limits.preset,
         audio_bitrate=limits.audio_bitrate,
     )
