@@ -26,6 +26,7 @@ ERROR_CODES: dict[str, str] = {
     "not_retryable": "Only failed items can be retried (HTTP 409).",
     "not_ready": "The item has no playable video yet (HTTP 409).",
     "unknown_profile": "The transcode profile is not one of the documented ones (HTTP 422).",
+    "unavailable": "The catalog database is unreachable for a moment; retry (HTTP 503).",
     "range_not_satisfiable": "The requested byte range lies outside the file (HTTP 416).",
     # download stage
     "unsupported_url": "yt-dlp found no video at this link (an HTML page without media, "

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+import asyncpg
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, NotAuthorizedException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
@@ -11,6 +13,7 @@ from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from prsnl_common.errors import ERROR_CODES, PipelineError
 from prsnl_ingest.catalog import CatalogError
 
+logger = logging.getLogger(__name__)
 STATUS_OF_CODE = {
     "unauthorized": 401,
     "not_found": 404,
@@ -82,7 +85,26 @@ def on_http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[dic
     return problem(exc.status_code, code, exc.detail)
 
 
+# The database restarting or unreachable: a clear, retryable answer, not a 500.
+UNAVAILABLE = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.InterfaceError,
+    asyncpg.TooManyConnectionsError,
+    ConnectionError,
+    TimeoutError,
+)
+
+
 def on_unexpected(_: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, object]]:
+    if isinstance(exc, UNAVAILABLE):
+        return problem(
+            503,
+            "unavailable",
+            "The catalog database is unavailable; try again shortly.",
+            {"Retry-After": "5"},
+        )
+    logger.error("unexpected error", exc_info=exc)
     return problem(HTTP_500_INTERNAL_SERVER_ERROR, "internal_error", "Unexpected server error.")
 
 
