@@ -50,7 +50,12 @@ def quote(value: str) -> str:
 
 
 def nginx_config(
-    *, root: Path, port: int, runtime_dir: Path, temp_modules: Iterable[str] = ("client_body",)
+    *,
+    root: Path,
+    port: int,
+    runtime_dir: Path,
+    temp_modules: Iterable[str] = ("client_body",),
+    upstream: str | None = None,
 ) -> str:
     """A one-process nginx configuration serving ``root`` on ``127.0.0.1:port``.
 
@@ -58,6 +63,24 @@ def nginx_config(
     and temp folders under ``runtime_dir``, no access log, sendfile on, and keep-alive
     connections that are never closed for having served too many requests.
     """
+    server_body = f"""        root {quote(str(root))};
+        location / {{
+        }}"""
+    if upstream is not None:
+        # The gateway in front: it authorises each request and answers with
+        # X-Accel-Redirect; nginx then serves the file itself from /_media/.
+        server_body = f"""        location / {{
+            proxy_pass {upstream};
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host $http_host;
+            proxy_buffering off;
+            proxy_read_timeout 1h;
+        }}
+        location /_media/ {{
+            internal;
+            alias {quote(str(root) + "/")};
+        }}"""
     temp_lines = "".join(
         f"    {name}_temp_path {quote(str(runtime_dir / name))};\n" for name in temp_modules
     )
@@ -87,9 +110,7 @@ http {{
 {temp_lines}
     server {{
         listen 127.0.0.1:{port};
-        root {quote(str(root))};
-        location / {{
-        }}
+{server_body}
     }}
 }}
 """
@@ -127,8 +148,14 @@ def nginx_version(binary: str) -> str:
 
 
 @contextlib.contextmanager
-def running_nginx(root: Path, *, binary: str | None = None) -> Iterator[Nginx]:
-    """Start nginx serving ``root`` on a free loopback port; stop it and remove its files."""
+def running_nginx(
+    root: Path, *, binary: str | None = None, upstream: str | None = None
+) -> Iterator[Nginx]:
+    """Start nginx serving ``root`` on a free loopback port; stop it and remove its files.
+
+    With ``upstream``, nginx proxies to the gateway there and serves ``root`` only
+    through ``X-Accel-Redirect`` answers (the internal ``/_media/`` location).
+    """
     executable = binary or nginx_binary()
     build = subprocess.run([executable, "-V"], capture_output=True, text=True, check=False)
     version = nginx_version(executable)
@@ -142,6 +169,7 @@ def running_nginx(root: Path, *, binary: str | None = None) -> Iterator[Nginx]:
                 port=port,
                 runtime_dir=runtime,
                 temp_modules=temp_path_modules(build.stderr + build.stdout),
+                upstream=upstream,
             )
         )
         error_log = runtime / "error.log"

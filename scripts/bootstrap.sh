@@ -18,9 +18,13 @@ if ! command -v ffmpeg >/dev/null || ! command -v ffprobe >/dev/null; then
     say "installing ffmpeg from Debian"
     apt_install ffmpeg
 fi
-# nginx and wrk are only needed by the benchmarks.
+# nginx: the X-Accel-Redirect offload is tested through it, and it is the streaming baseline.
+if ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ]; then
+    say "installing nginx-light from Debian"
+    apt_install nginx-light
+fi
+# wrk is only needed by the benchmarks.
 if [ "${WITH_BENCH_TOOLS:-0}" = 1 ]; then
-    command -v nginx >/dev/null || { say "installing nginx (benchmark baseline)"; apt_install nginx-light; }
     command -v wrk >/dev/null || { say "installing wrk (load generator)"; apt_install wrk; }
 fi
 

@@ -109,15 +109,16 @@ class Stack:
             for p in sorted((self.root / "logs").glob(f"{service}-*.log"))
         )
 
-    def wait_ready(self, timeout: float = 60) -> None:
+    def wait_ready(self, timeout: float = 60, base_url: str | None = None) -> None:
         deadline = time.monotonic() + timeout
+        url = base_url or self.base_url
         while time.monotonic() < deadline:
             for service, processes in self.processes.items():
                 for process in processes:
                     if process.poll() is not None:
                         raise RuntimeError(f"{service} exited early:\n{self.logs(service)[-4000:]}")
             with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{self.base_url}/readyz", timeout=2).status_code == 200:
+                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
                     # Workers declare their queues at start; give them a moment to consume.
                     return
             time.sleep(0.3)

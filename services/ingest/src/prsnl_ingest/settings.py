@@ -20,4 +20,10 @@ class IngestSettings(BaseSettings):
     sse_keepalive_seconds: float = Field(default=15.0, gt=0)
     outbox_poll_seconds: float = Field(default=1.0, gt=0)
     stream_chunk_bytes: int = Field(default=1024 * 1024, ge=4096)
+    accel_redirect_prefix: str = Field(
+        default="",
+        pattern=r"^(/[A-Za-z0-9_./-]*/)?$",
+        description="When set (e.g. /_media/), files are answered with X-Accel-Redirect to "
+        "this internal nginx location instead of being streamed by the gateway",
+    )
     page_size: int = Field(default=50, ge=1, le=500)

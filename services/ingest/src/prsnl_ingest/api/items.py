@@ -16,7 +16,7 @@ from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage, Stream
 
 from prsnl_ingest import catalog
-from prsnl_ingest.api.deps import GatewayDep, OwnerDep, base_url
+from prsnl_ingest.api.deps import Gateway, GatewayDep, OwnerDep, base_url
 from prsnl_ingest.api.problems import ApiError, problem
 from prsnl_ingest.api.schemas import PROFILES, ItemPage, ItemView, TranscodeRequest
 from prsnl_ingest.catalog import STATUSES
@@ -115,7 +115,8 @@ class ItemController(Controller):
         row = await catalog.get_item(gateway.pool, owner_id, item_id)
         view = ItemView.from_row(row, base_url(request, gateway))
         return ServerSentEvent(
-            _event_stream(gateway, item_id, view), headers={"Cache-Control": "no-store"}
+            _event_stream(gateway, item_id, view),
+            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
         )
 
     @route(
@@ -148,7 +149,7 @@ class ItemController(Controller):
 
 
 async def _event_stream(
-    gateway: GatewayDep, item_id: uuid.UUID, view: ItemView
+    gateway: Gateway, item_id: uuid.UUID, view: ItemView
 ) -> AsyncIterator[ServerSentEventMessage]:
     from litestar.serialization import encode_json
 
@@ -169,8 +170,20 @@ async def _event_stream(
                 return
 
 
-def _serve(request: AnyRequest, gateway: GatewayDep, key: str) -> Response[Any]:
+def _serve(request: AnyRequest, gateway: Gateway, key: str) -> Response[Any]:
     path = gateway.store.path(key)
+    prefix = gateway.settings.accel_redirect_prefix
+    if prefix:
+        # nginx in front serves the bytes (Range, ETag, sendfile) once we have
+        # authorised the request; the store's keys are its paths under the prefix.
+        return Response(
+            b"",
+            headers={
+                "X-Accel-Redirect": f"{prefix}{key}",
+                "Cache-Control": "private, max-age=3600",
+            },
+            media_type=CONTENT_TYPES.get(path.suffix, "application/octet-stream"),
+        )
     try:
         validators = stat_file(path)
     except FileNotFoundError as exc:
