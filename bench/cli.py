@@ -373,9 +373,16 @@ def stream_report(
     nginx_version: str,
     seconds: int,
     full_seconds: int,
+    offload: WrkResult | None = None,
+    offload_full: WrkResult | None = None,
 ) -> str:
-    """Section 3: random 1 MiB ranges and full-file GETs, ours next to nginx."""
+    """Section 3: random 1 MiB ranges and full-file GETs, ours next to nginx.
+
+    With ``offload``, also ours behind nginx with X-Accel-Redirect: the gateway
+    authorises each request and nginx sends the bytes.
+    """
     nginx_label = f"nginx {nginx_version} (sendfile, 1 process)"
+    offload_label = "ours via nginx X-Accel-Redirect"
     rows = [
         [
             label,
@@ -387,6 +394,8 @@ def stream_report(
         ]
         for label, result in (("ours /api/v1/items/{id}/video", ours), (nginx_label, theirs))
     ]
+    if offload is not None:
+        rows.insert(1, _range_row(offload_label, offload))
     rows.append(
         [
             "ours / nginx",
@@ -397,6 +406,8 @@ def stream_report(
             "",
         ]
     )
+    if offload is not None:
+        rows.append(_ratio_row("offloaded / nginx", offload, theirs, MIB))
     full_rows = [
         [
             label,
@@ -407,6 +418,8 @@ def stream_report(
         ]
         for label, result in (("ours", ours_full), (nginx_label, theirs_full))
     ]
+    if offload_full is not None:
+        full_rows.insert(1, _full_row(offload_label, offload_full, size))
     full_rows.append(
         [
             "ours / nginx",
@@ -416,6 +429,16 @@ def stream_report(
             "",
         ]
     )
+    if offload_full is not None:
+        full_rows.append(
+            [
+                "offloaded / nginx",
+                fmt_ratio(ratio(offload_full.requests_per_s, theirs_full.requests_per_s)),
+                fmt_ratio(ratio(payload_rate(offload_full, size), payload_rate(theirs_full, size))),
+                fmt_ratio(ratio(offload_full.latency_avg_s, theirs_full.latency_avg_s)),
+                "",
+            ]
+        )
     return "\n".join(
         [
             f"3. Streaming the ready 720p video ({size / MIB:.1f} MiB, the same file for both)",
@@ -430,6 +453,38 @@ def stream_report(
             format_table(["server", "GETs/s", "MiB/s", "per GET", "errors"], full_rows),
         ]
     )
+
+
+def _range_row(label: str, result: WrkResult) -> list[str]:
+    return [
+        label,
+        fmt_count(result.requests_per_s),
+        fmt_mib(payload_rate(result, MIB)),
+        fmt_seconds(result.p50_s),
+        fmt_seconds(result.p99_s),
+        fmt_count(result.errors),
+    ]
+
+
+def _full_row(label: str, result: WrkResult, size: int) -> list[str]:
+    return [
+        label,
+        fmt_count(result.requests_per_s, 1),
+        fmt_mib(payload_rate(result, size)),
+        fmt_seconds(result.latency_avg_s),
+        fmt_count(result.errors),
+    ]
+
+
+def _ratio_row(label: str, ours: WrkResult, theirs: WrkResult, body: int) -> list[str]:
+    return [
+        label,
+        fmt_ratio(ratio(ours.requests_per_s, theirs.requests_per_s)),
+        fmt_ratio(ratio(payload_rate(ours, body), payload_rate(theirs, body))),
+        fmt_ratio(ratio(ours.p50_s, theirs.p50_s)),
+        fmt_ratio(ratio(ours.p99_s, theirs.p99_s)),
+        "",
+    ]
 
 
 def check_same_range(ours: httpx.Response, theirs: httpx.Response, size: int) -> None:
@@ -608,11 +663,31 @@ def _measure_stream(
         raise RuntimeError(f"{path} has {size} bytes but the item says {warm.item.get('size')}")
     ours_url = f"{stack.base_url}/api/v1/items/{warm.item_id}/video"
     out: dict[str, Any] = {"file_bytes": size}
+    # A second gateway replica that offloads files to an nginx in front of it.
+    from tests.support.stack import free_port
+
+    replica_port = free_port()
+    stack.start(
+        "ingest",
+        extra_env={
+            "PRSNL_INGEST_PORT": str(replica_port),
+            "PRSNL_INGEST_ACCEL_REDIRECT_PREFIX": "/_media/",
+        },
+    )
+    replica_url = f"http://127.0.0.1:{replica_port}"
+    stack.wait_ready(base_url=replica_url)
     with (
         running_nginx(Path(stack.media_root)) as nginx,
+        running_nginx(Path(stack.media_root), upstream=replica_url) as front,
         tempfile.TemporaryDirectory(prefix="prsnl-bench-wrk-") as tmp,
     ):
         nginx_url = f"{nginx.base_url}/{relative}"
+        offload_url = f"{front.base_url}/api/v1/items/{warm.item_id}/video"
+        check_same_range(
+            httpx.get(offload_url, headers={**headers, "Range": f"bytes=0-{MIB - 1}"}),
+            httpx.get(nginx_url, headers={"Range": f"bytes=0-{MIB - 1}"}),
+            size,
+        )
         probe = {"Range": f"bytes=0-{MIB - 1}"}
         check_same_range(
             httpx.get(ours_url, headers={**headers, **probe}),
@@ -624,8 +699,10 @@ def _measure_stream(
         found: dict[str, WrkResult] = {}
         plans: list[tuple[str, str, Path | None, int, int, int]] = [
             ("ours_ranges", ours_url, script, 2, 32, options.stream_seconds),
+            ("offload_ranges", offload_url, script, 2, 32, options.stream_seconds),
             ("nginx_ranges", nginx_url, script, 2, 32, options.stream_seconds),
             ("ours_full", ours_url, None, 1, 1, options.full_seconds),
+            ("offload_full", offload_url, None, 1, 1, options.full_seconds),
             ("nginx_full", nginx_url, None, 1, 1, options.full_seconds),
         ]
         for name, url, lua, threads, connections, seconds in plans:
@@ -653,6 +730,8 @@ def _measure_stream(
                 nginx.version,
                 options.stream_seconds,
                 options.full_seconds,
+                offload=found["offload_ranges"],
+                offload_full=found["offload_full"],
             )
         )
         emit("")

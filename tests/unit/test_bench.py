@@ -374,6 +374,26 @@ def test_stream_report_ratios_are_ours_over_nginx() -> None:
     assert "200.0" in text  # 200 responses/s x 1 MiB
 
 
+def test_stream_report_shows_the_nginx_offload_next_to_nginx() -> None:
+    nginx = _wrk(4000, 0.008, 0.02, body=MIB)
+    text = stream_report(
+        10 * MIB,
+        _wrk(200, 0.15, 0.4, body=MIB),
+        nginx,
+        _wrk(30, 0.03, 0.05),
+        _wrk(300, 3e-3, 5e-3),
+        "1.22.1",
+        10,
+        3,
+        offload=_wrk(2000, 0.016, 0.04, body=MIB),
+        offload_full=_wrk(150, 6e-3, 9e-3),
+    )
+    assert text.count("ours via nginx X-Accel-Redirect") == 2
+    lines = [line for line in text.splitlines() if line.strip().startswith("offloaded / nginx")]
+    assert len(lines) == 2
+    assert "0.50x" in lines[0] and "0.50x" in lines[1]
+
+
 def test_payload_rate_and_body_checks() -> None:
     good = _wrk(100, 0.1, 0.2, body=MIB + 300, requests=1000)
     assert payload_rate(good, MIB) == 100 * MIB
