@@ -384,61 +384,23 @@ def stream_report(
     nginx_label = f"nginx {nginx_version} (sendfile, 1 process)"
     offload_label = "ours via nginx X-Accel-Redirect"
     rows = [
-        [
-            label,
-            fmt_count(result.requests_per_s),
-            fmt_mib(payload_rate(result, MIB)),
-            fmt_seconds(result.p50_s),
-            fmt_seconds(result.p99_s),
-            fmt_count(result.errors),
-        ]
+        _range_row(label, result)
         for label, result in (("ours /api/v1/items/{id}/video", ours), (nginx_label, theirs))
     ]
     if offload is not None:
         rows.insert(1, _range_row(offload_label, offload))
-    rows.append(
-        [
-            "ours / nginx",
-            fmt_ratio(ratio(ours.requests_per_s, theirs.requests_per_s)),
-            fmt_ratio(ratio(payload_rate(ours, MIB), payload_rate(theirs, MIB))),
-            fmt_ratio(ratio(ours.p50_s, theirs.p50_s)),
-            fmt_ratio(ratio(ours.p99_s, theirs.p99_s)),
-            "",
-        ]
-    )
+    rows.append(_ratio_row("ours / nginx", ours, theirs, MIB))
     if offload is not None:
         rows.append(_ratio_row("offloaded / nginx", offload, theirs, MIB))
     full_rows = [
-        [
-            label,
-            fmt_count(result.requests_per_s, 1),
-            fmt_mib(payload_rate(result, size)),
-            fmt_seconds(result.latency_avg_s),
-            fmt_count(result.errors),
-        ]
+        _full_row(label, result, size)
         for label, result in (("ours", ours_full), (nginx_label, theirs_full))
     ]
     if offload_full is not None:
         full_rows.insert(1, _full_row(offload_label, offload_full, size))
-    full_rows.append(
-        [
-            "ours / nginx",
-            fmt_ratio(ratio(ours_full.requests_per_s, theirs_full.requests_per_s)),
-            fmt_ratio(ratio(payload_rate(ours_full, size), payload_rate(theirs_full, size))),
-            fmt_ratio(ratio(ours_full.latency_avg_s, theirs_full.latency_avg_s)),
-            "",
-        ]
-    )
+    full_rows.append(_full_ratio_row("ours / nginx", ours_full, theirs_full, size))
     if offload_full is not None:
-        full_rows.append(
-            [
-                "offloaded / nginx",
-                fmt_ratio(ratio(offload_full.requests_per_s, theirs_full.requests_per_s)),
-                fmt_ratio(ratio(payload_rate(offload_full, size), payload_rate(theirs_full, size))),
-                fmt_ratio(ratio(offload_full.latency_avg_s, theirs_full.latency_avg_s)),
-                "",
-            ]
-        )
+        full_rows.append(_full_ratio_row("offloaded / nginx", offload_full, theirs_full, size))
     return "\n".join(
         [
             f"3. Streaming the ready 720p video ({size / MIB:.1f} MiB, the same file for both)",
@@ -483,6 +445,16 @@ def _ratio_row(label: str, ours: WrkResult, theirs: WrkResult, body: int) -> lis
         fmt_ratio(ratio(payload_rate(ours, body), payload_rate(theirs, body))),
         fmt_ratio(ratio(ours.p50_s, theirs.p50_s)),
         fmt_ratio(ratio(ours.p99_s, theirs.p99_s)),
+        "",
+    ]
+
+
+def _full_ratio_row(label: str, ours: WrkResult, theirs: WrkResult, size: int) -> list[str]:
+    return [
+        label,
+        fmt_ratio(ratio(ours.requests_per_s, theirs.requests_per_s)),
+        fmt_ratio(ratio(payload_rate(ours, size), payload_rate(theirs, size))),
+        fmt_ratio(ratio(ours.latency_avg_s, theirs.latency_avg_s)),
         "",
     ]
 
