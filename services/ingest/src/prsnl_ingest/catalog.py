@@ -144,27 +144,30 @@ async def capture(pool: asyncpg.Pool, new: NewCapture) -> CaptureOutcome:
                 new.options.model_dump(mode="json"),
                 new.reply_to.model_dump(mode="json") if new.reply_to else None,
             )
-            await enqueue(
-                connection,
-                UrlCaptured(
-                    item_id=item_id,
-                    url=new.url,
-                    normalized_url=new.normalized_url,
-                    platform=new.platform,
-                    platform_video_id=new.platform_video_id,
-                    source=new.source,
-                    owner_id=new.owner_id,
-                    options=new.options,
-                    reply_to=new.reply_to,
-                ),
-            )
+            assert item is not None
+            await enqueue(connection, url_captured(item))
     except asyncpg.UniqueViolationError:
         existing = await _find_duplicate(pool, new)
         if existing is None:
             raise
         return CaptureOutcome(existing, created=False)
-    assert item is not None
     return CaptureOutcome(item, created=True)
+
+
+def url_captured(item: asyncpg.Record) -> UrlCaptured:
+    """The ``url.captured`` of an item's current run, from its stored row."""
+    return UrlCaptured(
+        item_id=item["id"],
+        run=item["run"],
+        url=item["url"],
+        normalized_url=item["normalized_url"],
+        platform=item["platform"],
+        platform_video_id=item["platform_video_id"],
+        source=item["source"],
+        owner_id=item["owner_id"],
+        options=CaptureOptions.model_validate(item["options"]),
+        reply_to=ReplyTo.model_validate(item["reply_to"]) if item["reply_to"] else None,
+    )
 
 
 async def _find_duplicate(pool: asyncpg.Pool, new: NewCapture) -> asyncpg.Record | None:
@@ -266,21 +269,7 @@ async def retry_item(pool: asyncpg.Pool, owner_id: uuid.UUID, item_id: uuid.UUID
             item_id,
         )
         assert item is not None
-        await enqueue(
-            connection,
-            UrlCaptured(
-                item_id=item_id,
-                run=item["run"],
-                url=item["url"],
-                normalized_url=item["normalized_url"],
-                platform=item["platform"],
-                platform_video_id=item["platform_video_id"],
-                source=item["source"],
-                owner_id=owner_id,
-                options=CaptureOptions.model_validate(item["options"]),
-                reply_to=ReplyTo.model_validate(item["reply_to"]) if item["reply_to"] else None,
-            ),
-        )
+        await enqueue(connection, url_captured(item))
         await _notify(connection, item_id, "status", status="pending", run=item["run"])
     return item
 
