@@ -73,7 +73,7 @@ def subscribe_stage(
 
     def failed(event: E, error: PipelineError, attempt: int) -> ItemFailed:
         discard = discard_on_failure(event) if discard_on_failure else []
-        return _failed(event, stage, error, attempt).model_copy(update={"discard_keys": discard})
+        return _failed(event, stage, error, attempt, discard)
 
     publisher = EventPublisher(broker, topology)
     queue = topology.stage_queue(service, event_type)
@@ -142,7 +142,9 @@ def subscribe_stage(
     )(on_event)
 
 
-def _failed(event: Event, stage: Stage, error: PipelineError, attempt: int) -> ItemFailed:
+def _failed(
+    event: Event, stage: Stage, error: PipelineError, attempt: int, discard: list[str]
+) -> ItemFailed:
     return ItemFailed(
         item_id=event.item_id,
         run=event.run,
@@ -152,4 +154,5 @@ def _failed(event: Event, stage: Stage, error: PipelineError, attempt: int) -> I
         attempts=attempt,
         retryable=error.retryable,
         profile=getattr(event, "profile", None),
+        discard_keys=discard,
     )
