@@ -110,6 +110,12 @@ class _HTTPServer(ThreadingHTTPServer):
         self.media = media
         super().__init__(address, _Handler)
 
+    def get_request(self) -> tuple[socket.socket, Any]:
+        """Count every accepted connection, even one that never sends a request line."""
+        connection = super().get_request()
+        self.media._count_connection(connection[1])
+        return connection
+
     def handle_error(
         self, request: socket.socket | tuple[bytes, socket.socket], client_address: Any
     ) -> None:
@@ -431,6 +437,7 @@ class MediaServer:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._requests: list[LoggedRequest] = []
+        self._connections: list[Any] = []
         self._flaky: dict[str, int] = {}
         self._stopping = threading.Event()
 
@@ -498,11 +505,22 @@ class MediaServer:
         with self._lock:
             return list(self._requests)
 
+    @property
+    def connections(self) -> list[Any]:
+        """The peer address of every TCP connection accepted so far."""
+        with self._lock:
+            return list(self._connections)
+
     def reset_counters(self) -> None:
-        """Clear the flaky-route counters and the request log."""
+        """Clear the flaky-route counters, the request log and the connection log."""
         with self._lock:
             self._flaky.clear()
             self._requests.clear()
+            self._connections.clear()
+
+    def _count_connection(self, peer: Any) -> None:
+        with self._lock:
+            self._connections.append(peer)
 
     def _log(self, entry: LoggedRequest) -> None:
         with self._lock:

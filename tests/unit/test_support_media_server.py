@@ -131,6 +131,19 @@ def test_request_log_and_reset(server: MediaServer) -> None:
     assert server.requests == []
 
 
+def test_connection_log_counts_silent_connections(server: MediaServer) -> None:
+    """A client that connects and sends nothing is still seen (the canary relies on it)."""
+    with socket.create_connection((server.host, server.port), timeout=5):
+        pass
+    deadline = time.monotonic() + 5
+    while not server.connections and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(server.connections) == 1
+    assert server.requests == []
+    server.reset_counters()
+    assert server.connections == []
+
+
 # -- /files -------------------------------------------------------------------------------
 
 
