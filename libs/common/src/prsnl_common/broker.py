@@ -38,6 +38,7 @@ from prsnl_common.events import (
     FileOrphaned,
     ItemDeleted,
     ItemFailed,
+    RetryScheduled,
     TranscodeRequested,
     UrlCaptured,
     VideoDownloaded,
@@ -68,6 +69,7 @@ SUBSCRIPTIONS: dict[str, tuple[type[Event], ...]] = {
         VideoDownloaded,
         VideoTranscoded,
         ItemFailed,
+        RetryScheduled,
     ),
 }
 

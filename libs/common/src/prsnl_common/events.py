@@ -186,6 +186,20 @@ class ItemFailed(Event):
     )
 
 
+class RetryScheduled(Event):
+    """A stage failed transiently and will try again after a back-off."""
+
+    routing_key: ClassVar[str] = "retry.scheduled"
+
+    stage: Stage
+    error_code: str
+    message: str = Field(description="The last error, for people")
+    attempt: int = Field(ge=1, description="The attempt that just failed")
+    max_attempts: int = Field(ge=1, description="Attempts before the stage gives up")
+    next_attempt_at: dt.datetime = Field(description="When the next attempt starts (UTC)")
+    profile: str | None = Field(default=None, description="Set when a re-transcode is retried")
+
+
 class ItemDeleted(Event):
     """An item left the catalog; its files must go."""
 
@@ -213,6 +227,7 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     VideoTranscoded,
     TranscodeRequested,
     ItemFailed,
+    RetryScheduled,
     ItemDeleted,
     FileOrphaned,
 )
