@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Iterator
-from ipaddress import IPv4Network, ip_network
 from pathlib import Path
 
 import pytest
 
+from prsnl_common.netguard import AllowRule, parse_allow_rules
 from prsnl_downloader.pool import DownloadPool
 from tests.support.clips import make_clip, make_hls
 from tests.support.media_server import MediaServer
 
-LOOPBACK_ONLY: list[IPv4Network] = [ip_network("127.0.0.1/32")]
+LOOPBACK_ONLY: tuple[AllowRule, ...] = parse_allow_rules("127.0.0.1/32")
 
 
 @pytest.fixture(scope="session")
@@ -32,7 +32,7 @@ def hls_path() -> str:
 
 
 @pytest.fixture(scope="session")
-def loopback_only() -> list[IPv4Network]:
+def loopback_only() -> list[AllowRule]:
     """The allow-list of every pool here: the media server's address and nothing else."""
     return list(LOOPBACK_ONLY)
 

@@ -11,12 +11,12 @@ import textwrap
 import time
 import urllib.request
 from collections.abc import AsyncIterator, Callable, Iterator
-from ipaddress import IPv4Network
 from pathlib import Path
 
 import pytest
 
 from prsnl_common.errors import PermanentError, PipelineError, TransientError
+from prsnl_common.netguard import AllowRule
 from prsnl_downloader.pool import DownloadPool
 from prsnl_downloader.protocol import DownloadProgress, DownloadRequest
 from tests.support.clips import probe
@@ -253,7 +253,7 @@ async def test_an_empty_allow_list_blocks_loopback(
 
 
 @pytest.fixture(scope="module")
-async def single_pool(loopback_only: list[IPv4Network]) -> AsyncIterator[DownloadPool]:
+async def single_pool(loopback_only: list[AllowRule]) -> AsyncIterator[DownloadPool]:
     """One child with short limits: whatever kills the child, the next job needs a new one."""
     async with DownloadPool(1, allowlist=loopback_only, job_timeout=6, stall_seconds=2) as limited:
         yield limited
@@ -407,7 +407,7 @@ async def test_yt_dlp_plugins_are_not_loaded(
     plugin_on_sys_path: Path,
     media_server: MediaServer,
     workdir: Path,
-    loopback_only: list[IPv4Network],
+    loopback_only: list[AllowRule],
 ) -> None:
     # First prove the probe is a working plugin: stock yt-dlp picks it up.
     check = await asyncio.to_thread(
@@ -444,7 +444,7 @@ def peak_rss_mib(pid: int) -> float:
 
 
 async def test_a_large_download_keeps_memory_flat(
-    tmp_path_factory: pytest.TempPathFactory, workdir: Path, loopback_only: list[IPv4Network]
+    tmp_path_factory: pytest.TempPathFactory, workdir: Path, loopback_only: list[AllowRule]
 ) -> None:
     """D7: a file several times larger than the child's memory streams to disk."""
     from tests.support.clips import make_large_h264

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from ipaddress import ip_network
 
 import pytest
 
 from prsnl_common.errors import PermanentError
 from prsnl_common.events import Event, UrlCaptured, VideoDownloadProgress
+from prsnl_common.netguard import parse_allow_rules
 from prsnl_downloader.protocol import DownloadProgress
 from prsnl_downloader.service import ProgressPublisher, validate_source
 
@@ -44,7 +44,7 @@ def test_refused_links(url: str, code: str) -> None:
 
 
 def test_the_allow_list_opens_a_private_address() -> None:
-    validate_source("http://127.0.0.1:8000/v.mp4", (ip_network("127.0.0.1/32"),))
+    validate_source("http://127.0.0.1:8000/v.mp4", parse_allow_rules("127.0.0.1/32"))
 
 
 def captured() -> UrlCaptured:

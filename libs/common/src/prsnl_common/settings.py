@@ -8,7 +8,6 @@ the variable.
 
 from __future__ import annotations
 
-import ipaddress
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
@@ -16,7 +15,8 @@ from typing import Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+from prsnl_common.netguard import AllowRule, parse_allow_rules
+
 BROKER_CONSUMER_TIMEOUT = 1800  # RabbitMQ 3.10's broker-wide consumer timeout, seconds
 
 
@@ -51,8 +51,10 @@ class CommonSettings(BaseSettings):
     media_root: Path = Field(default=Path("var/media"), description="Root of the media store")
     ssrf_allowlist: str = Field(
         default="",
-        description="Comma-separated CIDRs that captures may target although they are "
-        "private, loopback or link-local (e.g. 127.0.0.1/32 for a local media server)",
+        description="Comma-separated addresses or CIDRs, each optionally with a port "
+        "(127.0.0.1:8080, 10.0.0.0/8:443, [::1]:8080), that links may reach although they are "
+        "private, loopback or link-local; without a port every port is open. Metadata "
+        "endpoints stay refused whatever this says",
     )
     retry_delays: str = Field(
         default="2,10,60,300",
@@ -68,8 +70,7 @@ class CommonSettings(BaseSettings):
     @field_validator("ssrf_allowlist")
     @classmethod
     def _check_allowlist(cls, value: str) -> str:
-        for part in _split(value):
-            ipaddress.ip_network(part, strict=False)
+        parse_allow_rules(value)
         return value
 
     @field_validator("retry_delays")
@@ -81,8 +82,9 @@ class CommonSettings(BaseSettings):
         return value
 
     @cached_property
-    def allowed_networks(self) -> tuple[IPNetwork, ...]:
-        return tuple(ipaddress.ip_network(p, strict=False) for p in _split(self.ssrf_allowlist))
+    def allow_rules(self) -> tuple[AllowRule, ...]:
+        """The parsed allow-list, for :func:`prsnl_common.netguard.check_url` and the child."""
+        return parse_allow_rules(self.ssrf_allowlist)
 
     @cached_property
     def retry_delay_list(self) -> tuple[float, ...]:

@@ -32,7 +32,7 @@ def make_setup(settings: DownloaderSettings) -> Setup:
         store = LocalMediaStore(common.media_root)
         pool = DownloadPool(
             settings.concurrency,
-            allowlist=common.allowed_networks,
+            allowlist=common.allow_rules,
             job_timeout=settings.job_timeout_seconds,
             stall_seconds=settings.stall_seconds,
             acquire_timeout=settings.acquire_timeout_seconds,

@@ -23,7 +23,7 @@ from pathlib import Path
 from types import TracebackType
 
 from prsnl_common.errors import PermanentError, TransientError
-from prsnl_common.settings import IPNetwork
+from prsnl_common.netguard import AllowRule
 from prsnl_downloader.protocol import (
     ChildMessage,
     ChildReady,
@@ -153,7 +153,7 @@ class DownloadPool:
         self,
         size: int,
         *,
-        allowlist: Iterable[IPNetwork] = (),
+        allowlist: Iterable[AllowRule] = (),
         job_timeout: float = 1500.0,
         stall_seconds: float = 120.0,
         start_timeout: float = 60.0,

@@ -13,8 +13,8 @@ from opentelemetry import trace
 from prsnl_common.consumer import Job
 from prsnl_common.errors import PermanentError, PipelineError, TransientError
 from prsnl_common.events import Event, UrlCaptured, VideoDownloaded, VideoDownloadProgress
-from prsnl_common.netguard import is_blocked, parse_http_url
-from prsnl_common.settings import CommonSettings, IPNetwork
+from prsnl_common.netguard import AllowRule, default_port, is_blocked, parse_http_url
+from prsnl_common.settings import CommonSettings
 from prsnl_common.store import LocalMediaStore, original_key
 from prsnl_downloader.cookies import prepare_cookie_file
 from prsnl_downloader.metrics import OUTCOME_OK, record_download
@@ -51,7 +51,7 @@ async def download_video(
     outcome = "internal_error"
     stored_size = 0
     try:
-        validate_source(event.url, common.allowed_networks)
+        validate_source(event.url, common.allow_rules)
         free = store.free_bytes()
         if free < settings.min_free_bytes:
             raise TransientError(
@@ -115,7 +115,7 @@ async def download_video(
         record_download(event.platform, outcome, time.monotonic() - started, stored_size)
 
 
-def validate_source(url: str, allowlist: Iterable[IPNetwork]) -> None:
+def validate_source(url: str, allowlist: Iterable[AllowRule]) -> None:
     """Check the link again before any work: http(s) only, no literal blocked address.
 
     An event can be replayed from a dead-letter queue long after its capture,
@@ -128,7 +128,7 @@ def validate_source(url: str, allowlist: Iterable[IPNetwork]) -> None:
         address = ipaddress.ip_address(host)
     except ValueError:
         return
-    if is_blocked(address, tuple(allowlist)):
+    if is_blocked(address, default_port(parts), tuple(allowlist)):
         raise PermanentError(
             "blocked_address", f"The link points at {address}, a private or reserved address."
         )

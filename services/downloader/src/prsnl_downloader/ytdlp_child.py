@@ -23,8 +23,7 @@ from typing import Any
 
 from prsnl_common.errors import PermanentError, TransientError
 from prsnl_common.events import SourceInfo
-from prsnl_common.netguard import install_connect_guard
-from prsnl_common.settings import IPNetwork
+from prsnl_common.netguard import AllowRule, install_connect_guard
 from prsnl_downloader.classify import classify_failure, facts_from_exception, summarize
 from prsnl_downloader.protocol import (
     ChildMessage,
@@ -300,7 +299,7 @@ def source_info(info: dict[str, Any]) -> SourceInfo:
     )
 
 
-def child_main(connection: Connection, allowlist: tuple[IPNetwork, ...], parent_pid: int) -> None:
+def child_main(connection: Connection, allowlist: tuple[AllowRule, ...], parent_pid: int) -> None:
     """Entry point of a child process: set up, say ready, then serve requests until told to stop."""
     _die_with_parent(parent_pid)
     # The service decides when a child ends (it kills it); a terminal's Ctrl-C or a SIGTERM

@@ -33,7 +33,7 @@ class CaptureController(Controller):
         request: Request[object, object, State],
     ) -> Response[ItemView]:
         try:
-            await check_url(data.url, gateway.common.allowed_networks)
+            await check_url(data.url, gateway.common.allow_rules)
         except Exception as exc:
             metrics.CAPTURES.labels(platform="unknown", outcome=getattr(exc, "code", "error")).inc()
             raise
