@@ -16,47 +16,11 @@ from typing import Any
 import ffmpeg
 
 from prsnl_common.errors import PermanentError, PipelineError, TransientError
+from prsnl_common.ffmpeg_inputs import INPUT_OPTIONS, input_arguments
 from prsnl_transcoder.planning import Plan, ProbeResult
 
 FFMPEG = "ffmpeg"
 FFPROBE = "ffprobe"
-
-# Demuxers an untrusted file may be read with. These are the containers video sites and
-# phones actually deliver (MP4/MOV/3GP, Matroska/WebM, MPEG-TS/PS, FLV, AVI, ASF/WMV) and
-# plain audio files (for the audio-only profile). Deliberately absent: every demuxer that
-# opens further URLs or files named inside the input (hls, dash, concat, ffmetadata with
-# references, image2 patterns, tee, sdp/rtp, data/bin/tty text "formats"), plus image and
-# subtitle demuxers, which are not videos. The mov demuxer's external data references are
-# off by default (enable_drefs=0) and stay off.
-FORMAT_WHITELIST = ",".join(
-    (
-        "mov",
-        "mp4",
-        "m4a",
-        "3gp",
-        "3g2",
-        "mj2",
-        "matroska",
-        "webm",
-        "mpegts",
-        "mpeg",
-        "flv",
-        "avi",
-        "asf",
-        "ogg",
-        "mp3",
-        "aac",
-        "wav",
-        "flac",
-    )
-)
-
-# Applied to every input we open: local files only (no http, pipe, tcp, data, crypto ...),
-# and only the demuxers above; ffmpeg 5.1 checks both when opening the input.
-INPUT_OPTIONS: Mapping[str, str] = {
-    "protocol_whitelist": "file",
-    "format_whitelist": FORMAT_WHITELIST,
-}
 
 # -y is safe: every output path is a temporary one chosen by the caller.
 _GLOBAL_ARGS = ("-nostdin", "-hide_banner", "-loglevel", "error", "-y")
@@ -267,7 +231,7 @@ def probe_args(path: Path) -> list[str]:
         "json",
         "-show_format",
         "-show_streams",
-        *(arg for key, value in INPUT_OPTIONS.items() for arg in (f"-{key}", value)),
+        *input_arguments(),
         _url(path),
     ]
 
