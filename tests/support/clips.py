@@ -308,12 +308,15 @@ def make_hls(
     segment_seconds: float = 2.0,
     width: int = 640,
     height: int = 360,
+    aes_key: bytes | None = None,
 ) -> Path:
     """Write a VOD HLS stream (``index.m3u8`` + H.264/AAC MPEG-TS segments) into ``directory``.
 
     Keyframes are forced at every segment boundary so segments come out at
-    ``segment_seconds``. Returns the playlist path; an existing non-empty playlist is
-    returned as-is.
+    ``segment_seconds``. With ``aes_key`` (16 bytes) ffmpeg encrypts every segment with
+    AES-128 (``-hls_key_info_file``): the key is written to ``key.bin`` next to the
+    playlist, which names it with ``#EXT-X-KEY:METHOD=AES-128,URI="key.bin"``. Returns
+    the playlist path; an existing non-empty playlist is returned as-is.
     """
     directory = Path(directory)
     playlist = directory / "index.m3u8"
@@ -323,11 +326,19 @@ def make_hls(
         raise ValueError("duration and segment_seconds must be positive")
     if width <= 0 or height <= 0 or width % 2 or height % 2:
         raise ValueError(f"width and height must be positive even numbers, got {width}x{height}")
+    if aes_key is not None and len(aes_key) != 16:
+        raise ValueError(f"an AES-128 key has 16 bytes, not {len(aes_key)}")
     directory.mkdir(parents=True, exist_ok=True)
     # Build in a private directory, move the segments in, and publish the playlist last with
     # os.replace: a reader that sees index.m3u8 always finds every segment it lists.
     with tempfile.TemporaryDirectory(dir=directory, prefix=".hls-") as work:
         work_dir = Path(work)
+        encryption: list[str] = []
+        if aes_key is not None:
+            (work_dir / "key.bin").write_bytes(aes_key)
+            # Key info file: the URI written into the playlist, then the key file to read.
+            (work_dir / "key.info").write_text(f"key.bin\n{work_dir / 'key.bin'}\n")
+            encryption = ["-hls_key_info_file", str(work_dir / "key.info")]
         _ffmpeg(
             "-f",
             "lavfi",
@@ -359,12 +370,15 @@ def make_hls(
             "vod",
             "-hls_segment_type",
             "mpegts",
+            *encryption,
             "-hls_segment_filename",
             str(work_dir / "segment_%03d.ts"),
             str(work_dir / "index.m3u8"),
         )
         for segment in sorted(work_dir.glob("segment_*.ts")):
             os.replace(segment, directory / segment.name)
+        if aes_key is not None:
+            os.replace(work_dir / "key.bin", directory / "key.bin")
         os.replace(work_dir / "index.m3u8", playlist)
     return playlist
 

@@ -40,6 +40,8 @@ ERROR_CODES: dict[str, str] = {
     "download_stalled": "No progress for the stall window; the job was ended (retried).",
     "insufficient_disk": "Free disk below the reserve before starting (retried later).",
     "download_failed": "yt-dlp failed for another reason; the message says which.",
+    "external_program_refused": "yt-dlp would have handed the download to an external "
+    "program (ffmpeg, aria2c, rtmpdump), which connects outside the address guard.",
     # process stage
     "invalid_media": "The file is truncated, corrupt or not a media file ffprobe can read.",
     "no_video_stream": "The file has no video stream (and audio-only was not requested).",

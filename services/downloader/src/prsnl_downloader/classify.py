@@ -19,6 +19,9 @@ from prsnl_common.netguard import BlockedAddressError
 MAX_MESSAGE_LENGTH = 500
 # Raised by our byte-cap progress hook inside the child; see ytdlp_child.ByteCapExceeded.
 BYTE_CAP_EXCEPTION = "ByteCapExceeded"
+# Raised inside the child when yt-dlp would hand network work to another program;
+# see ytdlp_guard.ExternalProgramRefused.
+EXTERNAL_PROGRAM_EXCEPTION = "ExternalProgramRefused"
 
 _HTTP_STATUS = re.compile(r"HTTP Error (\d{3})")
 _BUG_REPORT_TAIL = re.compile(r";?\s*please report this issue on .*$", re.IGNORECASE | re.DOTALL)
@@ -226,6 +229,8 @@ def classify_failure(facts: FailureFacts) -> PipelineError:
     text = facts.text
     if BlockedAddressError.MARKER in text:
         return PermanentError("blocked_address", _blocked_message(facts))
+    if EXTERNAL_PROGRAM_EXCEPTION in facts.type_names:
+        return PermanentError("external_program_refused", message)
     if BYTE_CAP_EXCEPTION in facts.type_names:
         return PermanentError("too_large", message)
     status = http_status_of(facts)

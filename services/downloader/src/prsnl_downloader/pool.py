@@ -158,11 +158,14 @@ class DownloadPool:
         stall_seconds: float = 120.0,
         start_timeout: float = 60.0,
         acquire_timeout: float = 120.0,
+        unavailable_modules: Iterable[str] = (),
     ) -> None:
         if size < 1:
             raise ValueError("a download pool needs at least one process")
         self.size = size
         self.allowlist = tuple(allowlist)
+        # Modules the children must not import (tests: a child without pycryptodomex).
+        self.unavailable_modules = tuple(unavailable_modules)
         self.job_timeout = job_timeout
         self.stall_seconds = stall_seconds
         self.start_timeout = start_timeout
@@ -384,7 +387,7 @@ class DownloadPool:
         # thread that created the child exits, and this thread lives as long as the service.
         process = self._context.Process(
             target=child_main,
-            args=(child_end, self.allowlist, os.getpid()),
+            args=(child_end, self.allowlist, os.getpid(), self.unavailable_modules),
             name="prsnl-ytdlp",
             daemon=True,
         )

@@ -37,6 +37,11 @@ from prsnl_downloader.protocol import (
     format_bytes,
     remove_download_files,
 )
+from prsnl_downloader.ytdlp_guard import (
+    EXTERNAL_PROGRAM_REFUSED,
+    ExternalProgramRefused,
+    install_native_only,
+)
 from prsnl_downloader.ytdlp_options import DESCRIPTION_LIMIT, build_params
 
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
@@ -170,6 +175,7 @@ class YtDlpRunner:
         # sys.path and in config folders by the first YoutubeDL(). An empty plugin-dir
         # list is what --no-plugin-dirs sets: nothing is searched, nothing is loaded.
         ytdlp_globals.plugin_dirs.value = []
+        install_native_only()
         self._yt_dlp = yt_dlp
         self.version: str = yt_dlp.version.__version__
 
@@ -207,6 +213,10 @@ class YtDlpRunner:
             outcome = _collect(request, info, log, live)
         except ByteCapExceeded as exc:
             outcome = DownloadFailure.of(PermanentError("too_large", str(exc)), _warnings(log))
+        except ExternalProgramRefused as exc:
+            outcome = DownloadFailure.of(
+                PermanentError(EXTERNAL_PROGRAM_REFUSED, str(exc)), _warnings(log)
+            )
         except self._yt_dlp.utils.YoutubeDLError as exc:
             # Broadly: a refused file:// raises RequestError, not DownloadError.
             outcome = _failure(exc, log)
@@ -299,9 +309,21 @@ def source_info(info: dict[str, Any]) -> SourceInfo:
     )
 
 
-def child_main(connection: Connection, allowlist: tuple[AllowRule, ...], parent_pid: int) -> None:
-    """Entry point of a child process: set up, say ready, then serve requests until told to stop."""
+def child_main(
+    connection: Connection,
+    allowlist: tuple[AllowRule, ...],
+    parent_pid: int,
+    unavailable_modules: tuple[str, ...] = (),
+) -> None:
+    """Entry point of a child process: set up, say ready, then serve requests until told to stop.
+
+    ``unavailable_modules`` are made unimportable before yt-dlp is imported, so
+    tests can run the child as it runs where an optional dependency (such as
+    pycryptodomex, ``Cryptodome``) is missing.
+    """
     _die_with_parent(parent_pid)
+    for name in unavailable_modules:
+        sys.modules[name] = None  # type: ignore[assignment]  # "import name" raises ImportError
     # The service decides when a child ends (it kills it); a terminal's Ctrl-C or a SIGTERM
     # sent to the whole process group must not cut a download short behind its back.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
