@@ -3,6 +3,8 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 UV := $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 PYTEST_ARGS ?=
+# Port of make demo's media server; make run opens only this port of 127.0.0.1 to captures.
+DEMO_MEDIA_PORT ?= 8765
 
 .PHONY: help
 help: ## List the targets
@@ -45,7 +47,7 @@ bench: ## Benchmarks with ratios against raw yt-dlp, ffmpeg and nginx measured i
 
 .PHONY: demo
 demo: ## Fill a running install (make run) with sample items made from generated clips
-	$(UV) run python scripts/demo.py
+	$(UV) run python scripts/demo.py --media-port $(DEMO_MEDIA_PORT)
 
 .PHONY: ytdlp-upgrade
 ytdlp-upgrade: ## Upgrade the pinned yt-dlp to the newest release (or VERSION=...), lock and sync

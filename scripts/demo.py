@@ -21,6 +21,9 @@ sys.path.insert(0, str(ROOT))
 from tests.support.clips import make_clip, make_hls  # noqa: E402
 from tests.support.media_server import MediaServer  # noqa: E402
 
+# A fixed port, so make run's allow-list can open this one port of 127.0.0.1 and no other.
+DEMO_MEDIA_PORT = 8765
+
 SAMPLES = [
     ("files/demo-720p-h264.mp4", "720p H.264/AAC (copied, no re-encode)"),
     ("files/demo-vp9.webm", "VP9/Opus WebM (transcoded to H.264/AAC)"),
@@ -50,6 +53,13 @@ def main(argv: list[str] | None = None) -> int:
         help="file holding the API key (make run writes var/api-key)",
     )
     parser.add_argument("--timeout", type=float, default=300, help="seconds to wait for all")
+    parser.add_argument(
+        "--media-port",
+        type=int,
+        default=DEMO_MEDIA_PORT,
+        help="port of the sample media server on 127.0.0.1; make run's allow-list opens only "
+        "this port (both follow DEMO_MEDIA_PORT)",
+    )
     args = parser.parse_args(argv)
 
     if not args.key_file.exists():
@@ -64,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     media_dir.mkdir(parents=True, exist_ok=True)
     print("generating sample clips with ffmpeg ...", flush=True)
     make_samples(media_dir)
-    with MediaServer(media_dir) as server:
+    with MediaServer(media_dir, port=args.media_port) as server:
         ids: dict[str, str] = {}
         for path, label in SAMPLES:
             url = server.url(f"/{path}")

@@ -9,8 +9,9 @@ UV="uv"; command -v uv >/dev/null || UV="python3 -m uv"
 export PRSNL_MEDIA_ROOT="${PRSNL_MEDIA_ROOT:-$PWD/var/media}"
 export PRSNL_DATABASE_URL="${PRSNL_DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/prsnl}"
 export PRSNL_RABBITMQ_URL="${PRSNL_RABBITMQ_URL:-amqp://guest:guest@127.0.0.1:5672/}"
-# Local installs may capture links served on this machine (make demo does); unset for production.
-export PRSNL_SSRF_ALLOWLIST="${PRSNL_SSRF_ALLOWLIST-127.0.0.1/32}"
+# Local installs may capture links from make demo's media server, on one port of this machine:
+# not the database, the broker or the metrics ports. Set it empty for production.
+export PRSNL_SSRF_ALLOWLIST="${PRSNL_SSRF_ALLOWLIST-127.0.0.1:${DEMO_MEDIA_PORT:-8765}}"
 export PRSNL_INGEST_HOST="${PRSNL_INGEST_HOST:-127.0.0.1}"
 export PRSNL_INGEST_PORT="${PRSNL_INGEST_PORT:-8000}"
 DOWNLOADERS="${DOWNLOADERS:-1}"
