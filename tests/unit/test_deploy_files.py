@@ -7,6 +7,7 @@ workspace (package names, console scripts, settings, queue names, metric names).
 from __future__ import annotations
 
 import importlib.util
+import ipaddress
 import json
 import os
 import re
@@ -736,3 +737,73 @@ def test_ytdlp_current(run_ytdlp: Any) -> None:
     assert result.returncode == 0, result.stderr
     assert f"pinned:    {_pin()}" in result.stdout
     assert "previous:  2026.2.4" in result.stdout
+
+
+# --- The downloader's egress policy, the network backstop of the address guard ---------
+
+# What the policy must refuse whatever the code does (README, "Security of captured links").
+MUST_REFUSE = (
+    "10.0.0.0/8",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "127.0.0.0/8",
+    "169.254.0.0/16",
+    "100.64.0.0/10",
+    "fc00::/7",
+    "fe80::/10",
+    "::1/128",
+    "169.254.169.254/32",
+    "100.100.100.200/32",
+    "168.63.129.16/32",
+    "fd00:ec2::254/128",
+)
+
+
+def _internet_blocks(policy: dict[str, Any]) -> dict[str, list[str]]:
+    """The ipBlock rules of the policy: cidr -> its except list."""
+    return {
+        peer["ipBlock"]["cidr"]: peer["ipBlock"].get("except", [])
+        for rule in policy["spec"]["egress"]
+        for peer in rule.get("to", [])
+        if "ipBlock" in peer
+    }
+
+
+def test_the_downloader_has_an_egress_policy(k8s: list[dict[str, Any]]) -> None:
+    policy = _of_kind(k8s, "NetworkPolicy")["downloader-egress"]
+    downloader = _of_kind(k8s, "Deployment")["downloader"]
+    selector = policy["spec"]["podSelector"]["matchLabels"]
+    assert selector.items() <= downloader["spec"]["template"]["metadata"]["labels"].items()
+    assert policy["spec"]["policyTypes"] == ["Egress"]
+    ports = {
+        (port.get("protocol", "TCP"), port["port"])
+        for rule in policy["spec"]["egress"]
+        if "ports" in rule
+        for port in rule["ports"]
+    }
+    assert {("UDP", 53), ("TCP", 53), ("TCP", 5672)} <= ports  # DNS and RabbitMQ
+
+
+@pytest.mark.parametrize("refused", MUST_REFUSE)
+def test_the_egress_policy_refuses_what_is_not_public(
+    k8s: list[dict[str, Any]], refused: str
+) -> None:
+    blocks = _internet_blocks(_of_kind(k8s, "NetworkPolicy")["downloader-egress"])
+    assert set(blocks) == {"0.0.0.0/0", "::/0"}, "internet egress is two ipBlocks, v4 and v6"
+    network = ipaddress.ip_network(refused)
+    family = "0.0.0.0/0" if network.version == 4 else "::/0"
+    excepted = [ipaddress.ip_network(e) for e in blocks[family]]
+    assert any(
+        network.subnet_of(e)
+        for e in excepted
+        if e.version == network.version  # type: ignore[arg-type]
+    ), f"{refused} is reachable through the egress policy"
+
+
+def test_compose_puts_the_downloader_on_its_own_network(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    assert services["downloader"]["networks"] == ["downloader"]
+    on_it = {name for name, s in services.items() if "downloader" in s.get("networks", [])}
+    assert on_it == {"downloader", "rabbitmq", "jaeger", "prometheus"}
+    assert "postgres" not in on_it and "ingest" not in on_it
+    assert "DOCKER-USER" in COMPOSE.read_text(), "compose says how to filter what it cannot"
