@@ -281,3 +281,14 @@ def test_connect_guard_refuses_blocked_addresses_and_ports() -> None:
 def test_connect_guard_judges_the_port_a_service_name_resolves_to() -> None:
     with pytest.raises(BlockedAddressError, match="port 80"):
         socket.getaddrinfo("127.0.0.1", "http")
+
+
+def test_the_setting_is_parsed_into_rules_and_fails_fast_on_a_bad_entry() -> None:
+    from pydantic import ValidationError
+
+    from prsnl_common.settings import CommonSettings
+
+    settings = CommonSettings(ssrf_allowlist="127.0.0.1:8765, [::1]:8080")
+    assert settings.allow_rules == parse_allow_rules("127.0.0.1:8765,[::1]:8080")
+    with pytest.raises(ValidationError, match="port"):
+        CommonSettings(ssrf_allowlist="127.0.0.1:http")
