@@ -50,7 +50,7 @@ async def eventually(check, within: float = 10.0) -> None:  # type: ignore[no-un
 
 
 async def run_stage(
-    settings: CommonSettings, handler
+    settings: CommonSettings, handler, concurrency: int = 1
 ) -> tuple[RabbitBroker, Topology, list[ItemFailed]]:  # type: ignore[no-untyped-def]
     broker = create_broker(settings)
     topology = Topology(settings)
@@ -61,6 +61,7 @@ async def run_stage(
         stage="catalog",
         event_type=ItemDeleted,
         handler=handler,
+        concurrency=concurrency,
     )
     failures: list[ItemFailed] = []
 
@@ -69,7 +70,7 @@ async def run_stage(
         failures.append(event)
 
     await broker.connect()
-    await topology.declare(broker, service="storage-janitor")
+    await topology.declare(service="storage-janitor")
     await broker.start()
     return broker, topology, failures
 
@@ -202,4 +203,39 @@ async def test_an_operator_inspects_and_replays_a_dead_letter(settings: CommonSe
         await eventually(handled_once)
         assert await queue_depth(topology.dlq_name("storage-janitor")) == 0
     finally:
+        await broker.stop()
+
+
+@pytest.mark.parametrize("concurrency", [2, 3])
+async def test_a_stage_runs_as_many_jobs_at_once_as_its_concurrency(
+    settings: CommonSettings, concurrency: int
+) -> None:
+    """One slow job never holds the others behind it: N deliveries run together."""
+    running: set[uuid.UUID] = set()
+    all_in = asyncio.Event()
+    release = asyncio.Event()
+
+    async def handler(event: ItemDeleted, job: Job[ItemDeleted]) -> None:
+        running.add(event.item_id)
+        if len(running) == concurrency:
+            all_in.set()
+        await release.wait()
+
+    broker, topology, failures = await run_stage(settings, handler, concurrency)
+    try:
+        publisher = EventPublisher(broker, topology)
+        for _ in range(concurrency + 1):
+            await publisher.publish(ItemDeleted(item_id=uuid.uuid4()))
+        await asyncio.wait_for(all_in.wait(), 10)
+        # The prefetch bounds it: the extra message waits for a free slot.
+        assert len(running) == concurrency
+        release.set()
+
+        async def all_done() -> bool:
+            return len(running) == concurrency + 1
+
+        await eventually(all_done)
+        assert failures == []
+    finally:
+        release.set()
         await broker.stop()

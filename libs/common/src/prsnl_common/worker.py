@@ -37,7 +37,7 @@ def build_worker(
     async def lifespan() -> Any:
         async with setup(broker, topology):
             await broker.connect()
-            await topology.declare(broker, service=service)
+            await topology.declare(service=service)
             serve_metrics(metrics_port)
             logger.info("%s ready (namespace %s)", service, common.namespace)
             yield
