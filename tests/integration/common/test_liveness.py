@@ -64,7 +64,7 @@ async def test_a_cancelled_consumer_is_restored_and_the_process_is_not_ready_mea
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as probe:
             assert (await probe.get("/readyz")).status_code == 503  # not watching yet
-            watch.start()
+            await watch.start()
             await until_ready(probe, expected=200)
 
             [subscriber] = broker.subscribers

@@ -76,6 +76,7 @@ class ConsumerWatch:
         self.give_up_after = give_up_after
         self.give_up = give_up
         self._missing_since: dict[str, float] = {}
+        self._checked = False
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -85,9 +86,11 @@ class ConsumerWatch:
 
     @property
     def ready(self) -> bool:
-        return self._task is not None and not self._missing_since
+        """At least one round ran, and it found every consumer."""
+        return self._checked and not self._missing_since
 
-    def start(self) -> None:
+    async def start(self) -> None:
+        """Check now and then every ``interval`` seconds (async: it must run on the loop)."""
         self._task = asyncio.get_running_loop().create_task(self._run(), name="consumer-watch")
 
     async def stop(self) -> None:
@@ -96,6 +99,7 @@ class ConsumerWatch:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        self._checked = False
 
     async def _run(self) -> None:
         while True:
@@ -129,6 +133,7 @@ class ConsumerWatch:
                 )
                 self.give_up()
         CONSUMERS_MISSING.labels(self.service).set(len(self._missing_since))
+        self._checked = True
 
     async def _restore(self, subscriber: Any) -> bool:
         """Declare, bind and consume again with the same tag, as aio-pika does on reconnect."""
