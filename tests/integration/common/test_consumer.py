@@ -4,6 +4,7 @@ dead-lettering of exhausted and poison messages, unroutable publishes."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import itertools
 import uuid
 from collections.abc import AsyncIterator
@@ -15,11 +16,13 @@ from faststream.rabbit import RabbitBroker
 from prsnl_common.broker import EventPublisher, Topology, create_broker
 from prsnl_common.consumer import Job, subscribe_stage
 from prsnl_common.errors import PermanentError, TransientError
-from prsnl_common.events import ItemDeleted, ItemFailed
+from prsnl_common.events import ItemDeleted, ItemFailed, RetryScheduled, utcnow
 from prsnl_common.settings import CommonSettings
 from tests.support.stack import RABBITMQ_URL, remove_namespace
 
 pytestmark = pytest.mark.integration
+# Retry notices heard by run_stage's subscriber, by item.
+RETRIES: dict[uuid.UUID, list[RetryScheduled]] = {}
 
 
 @pytest.fixture
@@ -69,6 +72,10 @@ async def run_stage(
     async def on_item_failed(event: ItemFailed) -> None:
         failures.append(event)
 
+    @broker.subscriber(topology.stage_queue("ingest", RetryScheduled), topology.events)
+    async def on_retry_scheduled(event: RetryScheduled) -> None:
+        RETRIES.setdefault(event.item_id, []).append(event)
+
     await broker.connect()
     await topology.declare(service="storage-janitor")
     await broker.start()
@@ -89,12 +96,27 @@ async def test_transient_failures_retry_with_back_off_then_succeed(
 
     broker, topology, failures = await run_stage(settings, handler)
     try:
-        await EventPublisher(broker, topology).publish(ItemDeleted(item_id=uuid.uuid4()))
+        item_id = uuid.uuid4()
+        before = utcnow()
+        await EventPublisher(broker, topology).publish(ItemDeleted(item_id=item_id))
         await asyncio.wait_for(done.wait(), 10)
         assert [a for a, _ in attempts] == [1, 2, 3]
         gaps = [b - a for (_, a), (_, b) in itertools.pairwise(attempts)]
         assert gaps[0] >= 0.18 and gaps[1] >= 0.38  # the tiers' delays
         assert failures == []
+
+        async def both_announced() -> bool:
+            return len(RETRIES.get(item_id, [])) == 2
+
+        # The item can say it waits: which attempt failed, of how many, when the next starts.
+        await eventually(both_announced)
+        notices = sorted(RETRIES[item_id], key=lambda n: n.attempt)
+        assert [(n.attempt, n.max_attempts, n.error_code) for n in notices] == [
+            (1, 3, "network_error"),
+            (2, 3, "network_error"),
+        ]
+        assert notices[0].message == "connection reset"
+        assert notices[0].next_attempt_at >= before + dt.timedelta(seconds=0.2)
     finally:
         await broker.stop()
 

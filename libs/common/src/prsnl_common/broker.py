@@ -180,10 +180,14 @@ class Topology:
         )
         await _declare_bound(channel, dlq, self.dead_letter)
 
+    def retry_delay(self, attempt: int) -> float:
+        """Seconds of back-off before the attempt that follows attempt number ``attempt``."""
+        delays = self.settings.retry_delay_list
+        return delays[min(attempt, len(delays)) - 1]
+
     def retry_tier(self, attempt: int) -> str:
         """The delay queue for the retry that follows attempt number ``attempt``."""
-        delays = self.settings.retry_delay_list
-        return self.retry_queue_name(delays[min(attempt, len(delays)) - 1])
+        return self.retry_queue_name(self.retry_delay(attempt))
 
 
 async def _declare_bound(
