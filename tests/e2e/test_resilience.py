@@ -1,10 +1,9 @@
-"""Nothing is lost when a worker is killed or RabbitMQ goes away (R1, R2). Runs last: it
-stops and starts services the other tests share."""
+"""Nothing is lost when a worker is killed (R1). Runs last: it stops and starts services the
+other tests share. Broker restarts are in test_broker_restart.py, on a private node."""
 
 from __future__ import annotations
 
 import signal
-import subprocess
 import time
 
 import pytest
@@ -63,22 +62,3 @@ def test_sigterm_lets_the_downloader_finish_its_job_then_exit(
     item = alice.wait_for(item_id, timeout=60)
     assert item["status"] == "ready", item
     stack.start("downloader", 2)
-
-
-def test_capture_while_rabbitmq_is_down_is_accepted_and_finishes(
-    stack: Stack, alice: Api, media: MediaServer
-) -> None:
-    subprocess.run(["rabbitmqctl", "stop_app"], check=True, capture_output=True, timeout=120)
-    try:
-        response = alice.capture(media.url("/files/small.mp4?broker-down=1"))
-        assert response.status_code == 202, response.text
-        item_id = response.json()["id"]
-        time.sleep(2)
-        assert alice.item(item_id)["status"] == "pending"
-    finally:
-        subprocess.run(["rabbitmqctl", "start_app"], check=True, capture_output=True, timeout=120)
-        subprocess.run(
-            ["rabbitmqctl", "await_startup"], check=False, capture_output=True, timeout=120
-        )
-    item = alice.wait_for(item_id, timeout=180)
-    assert item["status"] == "ready", item

@@ -4,6 +4,7 @@ dead-lettering of exhausted and poison messages, unroutable publishes."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import itertools
 import uuid
 from collections.abc import AsyncIterator
@@ -15,11 +16,13 @@ from faststream.rabbit import RabbitBroker
 from prsnl_common.broker import EventPublisher, Topology, create_broker
 from prsnl_common.consumer import Job, subscribe_stage
 from prsnl_common.errors import PermanentError, TransientError
-from prsnl_common.events import ItemDeleted, ItemFailed
+from prsnl_common.events import ItemDeleted, ItemFailed, RetryScheduled, utcnow
 from prsnl_common.settings import CommonSettings
 from tests.support.stack import RABBITMQ_URL, remove_namespace
 
 pytestmark = pytest.mark.integration
+# Retry notices heard by run_stage's subscriber, by item.
+RETRIES: dict[uuid.UUID, list[RetryScheduled]] = {}
 
 
 @pytest.fixture
@@ -50,7 +53,7 @@ async def eventually(check, within: float = 10.0) -> None:  # type: ignore[no-un
 
 
 async def run_stage(
-    settings: CommonSettings, handler
+    settings: CommonSettings, handler, concurrency: int = 1
 ) -> tuple[RabbitBroker, Topology, list[ItemFailed]]:  # type: ignore[no-untyped-def]
     broker = create_broker(settings)
     topology = Topology(settings)
@@ -61,6 +64,7 @@ async def run_stage(
         stage="catalog",
         event_type=ItemDeleted,
         handler=handler,
+        concurrency=concurrency,
     )
     failures: list[ItemFailed] = []
 
@@ -68,8 +72,12 @@ async def run_stage(
     async def on_item_failed(event: ItemFailed) -> None:
         failures.append(event)
 
+    @broker.subscriber(topology.stage_queue("ingest", RetryScheduled), topology.events)
+    async def on_retry_scheduled(event: RetryScheduled) -> None:
+        RETRIES.setdefault(event.item_id, []).append(event)
+
     await broker.connect()
-    await topology.declare(broker, service="storage-janitor")
+    await topology.declare(service="storage-janitor")
     await broker.start()
     return broker, topology, failures
 
@@ -88,12 +96,27 @@ async def test_transient_failures_retry_with_back_off_then_succeed(
 
     broker, topology, failures = await run_stage(settings, handler)
     try:
-        await EventPublisher(broker, topology).publish(ItemDeleted(item_id=uuid.uuid4()))
+        item_id = uuid.uuid4()
+        before = utcnow()
+        await EventPublisher(broker, topology).publish(ItemDeleted(item_id=item_id))
         await asyncio.wait_for(done.wait(), 10)
         assert [a for a, _ in attempts] == [1, 2, 3]
         gaps = [b - a for (_, a), (_, b) in itertools.pairwise(attempts)]
         assert gaps[0] >= 0.18 and gaps[1] >= 0.38  # the tiers' delays
         assert failures == []
+
+        async def both_announced() -> bool:
+            return len(RETRIES.get(item_id, [])) == 2
+
+        # The item can say it waits: which attempt failed, of how many, when the next starts.
+        await eventually(both_announced)
+        notices = sorted(RETRIES[item_id], key=lambda n: n.attempt)
+        assert [(n.attempt, n.max_attempts, n.error_code) for n in notices] == [
+            (1, 3, "network_error"),
+            (2, 3, "network_error"),
+        ]
+        assert notices[0].message == "connection reset"
+        assert notices[0].next_attempt_at >= before + dt.timedelta(seconds=0.2)
     finally:
         await broker.stop()
 
@@ -202,4 +225,39 @@ async def test_an_operator_inspects_and_replays_a_dead_letter(settings: CommonSe
         await eventually(handled_once)
         assert await queue_depth(topology.dlq_name("storage-janitor")) == 0
     finally:
+        await broker.stop()
+
+
+@pytest.mark.parametrize("concurrency", [2, 3])
+async def test_a_stage_runs_as_many_jobs_at_once_as_its_concurrency(
+    settings: CommonSettings, concurrency: int
+) -> None:
+    """One slow job never holds the others behind it: N deliveries run together."""
+    running: set[uuid.UUID] = set()
+    all_in = asyncio.Event()
+    release = asyncio.Event()
+
+    async def handler(event: ItemDeleted, job: Job[ItemDeleted]) -> None:
+        running.add(event.item_id)
+        if len(running) == concurrency:
+            all_in.set()
+        await release.wait()
+
+    broker, topology, failures = await run_stage(settings, handler, concurrency)
+    try:
+        publisher = EventPublisher(broker, topology)
+        for _ in range(concurrency + 1):
+            await publisher.publish(ItemDeleted(item_id=uuid.uuid4()))
+        await asyncio.wait_for(all_in.wait(), 10)
+        # The prefetch bounds it: the extra message waits for a free slot.
+        assert len(running) == concurrency
+        release.set()
+
+        async def all_done() -> bool:
+            return len(running) == concurrency + 1
+
+        await eventually(all_done)
+        assert failures == []
+    finally:
+        release.set()
         await broker.stop()

@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import aio_pika
 from faststream.rabbit import (
     Channel,
     ExchangeType,
@@ -135,46 +136,67 @@ class Topology:
             routing_key="#",
         )
 
-    async def declare(self, broker: RabbitBroker, *, service: str) -> None:
+    async def declare(self, *, service: str) -> None:
         """Declare the exchanges, retry tiers, every stage queue and the DLQs.
 
-        Idempotent and safe to run from every replica at once.
+        Idempotent and safe to run from every replica at once. It runs on a
+        connection of its own: FastStream caches a declared queue together with
+        the channel it was declared on, and a subscriber then consumes on that
+        cached channel — declaring here through the broker would put every
+        consumer on the default channel (prefetch 1) instead of its own, and a
+        stage's concurrency would never happen.
         """
+        connection = await aio_pika.connect(self.settings.rabbitmq_url)
+        async with connection:
+            channel = await connection.channel()
+            await self._declare_on(channel, service)
+
+    async def _declare_on(self, channel: aio_pika.abc.AbstractChannel, service: str) -> None:
         for exchange in (self.events, self.retry, self.dead_letter):
-            await broker.declare_exchange(exchange)
+            await channel.declare_exchange(
+                exchange.name, type=exchange.type.value, durable=exchange.durable
+            )
         for delay in self.settings.retry_delay_list:
             tier = self.retry_queue_name(delay)
-            queue = await broker.declare_queue(
-                RabbitQueue(
-                    tier,
-                    durable=True,
-                    arguments={
-                        "x-message-ttl": int(delay * 1000),
-                        "x-dead-letter-exchange": "",
-                    },
-                )
+            queue = await channel.declare_queue(
+                tier,
+                durable=True,
+                arguments={"x-message-ttl": int(delay * 1000), "x-dead-letter-exchange": ""},
             )
             await queue.bind(self.retry.name, arguments={"x-match": "all", TIER_HEADER: tier})
         for consumer, events in SUBSCRIPTIONS.items():
             for event in events:
-                queue = await broker.declare_queue(self.stage_queue(consumer, event))
-                await queue.bind(self.events.name, routing_key=event.routing_key)
-            await self.declare_dead_letter_queue(broker, consumer)
+                await _declare_bound(channel, self.stage_queue(consumer, event), self.events)
+            await self._declare_dead_letter_queue(channel, consumer)
         if service not in SUBSCRIPTIONS:
-            await self.declare_dead_letter_queue(broker, service)
-        dead_lettered = await broker.declare_queue(self.dead_lettered_queue())
-        await dead_lettered.bind(self.dead_letter.name, routing_key="#")
+            await self._declare_dead_letter_queue(channel, service)
+        await _declare_bound(channel, self.dead_lettered_queue(), self.dead_letter)
 
-    async def declare_dead_letter_queue(self, broker: RabbitBroker, service: str) -> None:
-        dlq = await broker.declare_queue(
-            RabbitQueue(self.dlq_name(service), queue_type=QueueType.QUORUM, durable=True)
+    async def _declare_dead_letter_queue(
+        self, channel: aio_pika.abc.AbstractChannel, service: str
+    ) -> None:
+        dlq = RabbitQueue(
+            self.dlq_name(service), queue_type=QueueType.QUORUM, durable=True, routing_key=service
         )
-        await dlq.bind(self.dead_letter.name, routing_key=service)
+        await _declare_bound(channel, dlq, self.dead_letter)
+
+    def retry_delay(self, attempt: int) -> float:
+        """Seconds of back-off before the attempt that follows attempt number ``attempt``."""
+        delays = self.settings.retry_delay_list
+        return delays[min(attempt, len(delays)) - 1]
 
     def retry_tier(self, attempt: int) -> str:
         """The delay queue for the retry that follows attempt number ``attempt``."""
-        delays = self.settings.retry_delay_list
-        return self.retry_queue_name(delays[min(attempt, len(delays)) - 1])
+        return self.retry_queue_name(self.retry_delay(attempt))
+
+
+async def _declare_bound(
+    channel: aio_pika.abc.AbstractChannel, queue: RabbitQueue, exchange: RabbitExchange
+) -> None:
+    declared = await channel.declare_queue(
+        queue.name, durable=queue.durable, arguments=queue.arguments
+    )
+    await declared.bind(exchange.name, routing_key=queue.routing())
 
 
 def create_broker(

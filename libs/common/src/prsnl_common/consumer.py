@@ -7,15 +7,17 @@ failure, so each subscriber does not improvise it:
 * success → ack (after the handler's own output events were confirmed);
 * :class:`~prsnl_common.errors.PermanentError` → publish ``item.failed`` and ack;
 * :class:`~prsnl_common.errors.TransientError` or an unexpected exception →
-  republish through the retry exchange to the back-off tier of this attempt
-  and ack; after ``max_attempts`` publish ``item.failed`` (retryable) and
-  reject, which dead-letters the message to the stage's DLQ;
+  republish through the retry exchange to the back-off tier of this attempt,
+  ack, and announce ``retry.scheduled`` (attempt, of how many, when, why);
+  after ``max_attempts`` publish ``item.failed`` (retryable) and reject,
+  which dead-letters the message to the stage's DLQ;
 * a body that does not validate → reject to the DLQ at once (poison);
 * cancellation (shutdown past the grace period) → nothing is acked; the
   broker redelivers to another replica.
 """
 
 import asyncio
+import datetime as dt
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -27,7 +29,7 @@ from faststream.rabbit.annotations import RabbitMessage
 
 from prsnl_common.broker import ATTEMPT_HEADER, TIER_HEADER, EventPublisher, Topology
 from prsnl_common.errors import PermanentError, PipelineError, TransientError
-from prsnl_common.events import Event, ItemFailed, Stage
+from prsnl_common.events import Event, ItemFailed, RetryScheduled, Stage, utcnow
 
 E = TypeVar("E", bound=Event)
 logger = logging.getLogger(__name__)
@@ -79,6 +81,31 @@ def subscribe_stage(
     queue = topology.stage_queue(service, event_type)
     max_attempts = topology.settings.max_attempts
 
+    def retry_scheduled(
+        event: E, stage: Stage, error: PipelineError, attempt: int, max_attempts: int
+    ) -> RetryScheduled:
+        delay = dt.timedelta(seconds=topology.retry_delay(attempt))
+        return RetryScheduled(
+            item_id=event.item_id,
+            run=event.run,
+            stage=stage,
+            error_code=error.code,
+            message=error.message,
+            attempt=attempt,
+            max_attempts=max_attempts,
+            next_attempt_at=utcnow() + delay,
+            profile=getattr(event, "profile", None),
+        )
+
+    async def announce(notice: RetryScheduled) -> None:
+        """Tell the catalog the item waits; the retry is already queued, so never fail here."""
+        if not report_failures:
+            return
+        try:
+            await publisher.publish(notice)
+        except Exception:
+            logger.warning("could not announce the retry", exc_info=True)
+
     async def on_event(body: Any, message: RabbitMessage) -> None:
         event: E = body
         headers = message.headers or {}
@@ -123,6 +150,7 @@ def subscribe_stage(
                     message_id=message.message_id,
                 )
                 await message.ack()
+                await announce(retry_scheduled(event, stage, failure, attempt, max_attempts))
             else:
                 logger.error("giving up after %d attempts: %s", attempt, failure.code, extra=log)
                 if report_failures:

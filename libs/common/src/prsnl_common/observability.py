@@ -8,7 +8,7 @@
   receive one trace per capture. FastStream and Litestar middlewares come from
   :func:`broker_middlewares` and the ingest app.
 * Metrics: one Prometheus registry per process; workers expose it with
-  :func:`serve_metrics`.
+  :func:`serve_metrics`, beside ``/healthz`` and ``/readyz`` for probes.
 """
 
 from __future__ import annotations
@@ -18,13 +18,17 @@ import json
 import logging
 import os
 import sys
+import threading
+from collections.abc import Callable
+from socketserver import ThreadingMixIn
 from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
-from prometheus_client import REGISTRY, CollectorRegistry, start_http_server
+from prometheus_client import REGISTRY, CollectorRegistry, make_wsgi_app
 
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 
@@ -111,19 +115,64 @@ def broker_middlewares(service: str, registry: CollectorRegistry = REGISTRY) -> 
     )
 
 
-def serve_metrics(port: int, registry: CollectorRegistry = REGISTRY) -> bool:
-    """Expose ``/metrics`` on ``port`` (0 disables). False when the port is taken.
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        """Scrapes and probes every few seconds are not worth a log line."""
 
-    Several replicas on one machine cannot share a port; the second one logs and
-    goes on without its own endpoint rather than failing to start.
+
+class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+def health_app(
+    registry: CollectorRegistry, ready: Callable[[], dict[str, str]] | None
+) -> Callable[..., Any]:
+    """``/metrics`` plus ``/healthz`` (alive) and ``/readyz`` (every check "ok", else 503).
+
+    ``ready`` returns named checks; anything but "ok" is the human reason it is not.
+    """
+    metrics = make_wsgi_app(registry)
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        path = environ.get("PATH_INFO", "")
+        if path not in ("/healthz", "/readyz"):
+            return metrics(environ, start_response)
+        checks = ready() if ready and path == "/readyz" else {}
+        ok = all(value == "ok" for value in checks.values())
+        body = json.dumps({"status": "ok" if ok else "not ready", "checks": checks}).encode()
+        status = "200 OK" if ok else "503 Service Unavailable"
+        start_response(status, [("Content-Type", "application/json")])
+        return [body]
+
+    return app
+
+
+def serve_metrics(
+    port: int,
+    registry: CollectorRegistry = REGISTRY,
+    *,
+    ready: Callable[[], dict[str, str]] | None = None,
+) -> bool:
+    """Expose ``/metrics``, ``/healthz`` and ``/readyz`` on ``port`` (0 disables).
+
+    False when the port is taken: several replicas on one machine cannot share a
+    port; the second one logs and goes on without its own endpoint rather than
+    failing to start.
     """
     if port <= 0:
         return False
     try:
-        start_http_server(port, registry=registry)
+        server = make_server(
+            "0.0.0.0",
+            port,
+            health_app(registry, ready),
+            server_class=_ThreadingWSGIServer,
+            handler_class=_QuietHandler,
+        )
     except OSError as exc:
         logging.getLogger(__name__).warning("metrics port %d unavailable: %s", port, exc)
         return False
+    threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
     return True
 
 

@@ -19,6 +19,7 @@ from faststream import FastStream
 from faststream.rabbit import RabbitBroker
 
 from prsnl_common.broker import Topology, create_broker
+from prsnl_common.liveness import ConsumerWatch
 from prsnl_common.observability import broker_middlewares, serve_metrics, setup_logging
 from prsnl_common.settings import CommonSettings
 
@@ -32,17 +33,29 @@ def build_worker(
     """The FastStream app of a worker (tests run it in-process, ``main`` runs it for real)."""
     broker = create_broker(common, middlewares=broker_middlewares(service))
     topology = Topology(common)
+    watch = ConsumerWatch(broker, service)
 
     @asynccontextmanager
     async def lifespan() -> Any:
         async with setup(broker, topology):
             await broker.connect()
-            await topology.declare(broker, service=service)
-            serve_metrics(metrics_port)
+            await topology.declare(service=service)
+            serve_metrics(metrics_port, ready=lambda: consumer_checks(watch))
             logger.info("%s ready (namespace %s)", service, common.namespace)
             yield
 
-    return FastStream(broker, lifespan=lifespan)
+    app = FastStream(broker, lifespan=lifespan)
+    app.after_startup(watch.start)
+    app.on_shutdown(watch.stop)
+    return app
+
+
+def consumer_checks(watch: ConsumerWatch) -> dict[str, str]:
+    """The readiness check of a worker: every subscriber has its consumer."""
+    if watch.ready:
+        return {"consumers": "ok"}
+    missing = ", ".join(watch.missing) or "not started"
+    return {"consumers": f"no consumer on {missing}"}
 
 
 def run_worker(

@@ -62,7 +62,7 @@ def create_app(
         relay = OutboxRelay(pool, broker, topology, poll=settings.outbox_poll_seconds)
         try:
             await broker.connect()
-            await topology.declare(broker, service=SERVICE)
+            await topology.declare(service=SERVICE)
             await broker.start()
             await hub.start(common.database_url)
             await relay.start(common.database_url)
