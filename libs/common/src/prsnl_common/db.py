@@ -16,8 +16,17 @@ logger = logging.getLogger(__name__)
 MIGRATION_LOCK = 0x7072736E6C  # "prsnl"
 
 
-async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
-    """A pool with the JSON codecs the services expect."""
+COMMAND_TIMEOUT = 30.0  # seconds; no statement of ours should come near it
+
+
+async def create_pool(
+    dsn: str, *, min_size: int = 1, max_size: int = 10, command_timeout: float = COMMAND_TIMEOUT
+) -> asyncpg.Pool:
+    """A pool with the JSON codecs the services expect and a time limit on every command.
+
+    A database that stops answering fails a request or a relay round with
+    TimeoutError (answered 503 at the edge) instead of hanging it forever.
+    """
 
     async def init(connection: asyncpg.Connection) -> None:
         import json
@@ -27,7 +36,9 @@ async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asy
                 name, encoder=json.dumps, decoder=json.loads, schema="pg_catalog"
             )
 
-    pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, init=init)
+    pool = await asyncpg.create_pool(
+        dsn, min_size=min_size, max_size=max_size, init=init, command_timeout=command_timeout
+    )
     assert pool is not None
     return pool
 

@@ -3,9 +3,9 @@
 ``enqueue`` runs inside the caller's transaction, so an item and its
 ``url.captured`` commit together or not at all. The relay takes rows with
 ``FOR UPDATE SKIP LOCKED`` (several gateway replicas never publish the same row
-at once), publishes each with confirms, and deletes it in the same transaction.
-If RabbitMQ is down the rows wait and the relay keeps trying with back-off: a
-capture answered 202 is never lost.
+at once), publishes each with confirms, and deletes the confirmed ones in the
+same transaction. If RabbitMQ is down the rows wait and the relay keeps trying
+with back-off: a capture answered 202 is never lost.
 """
 
 from __future__ import annotations
@@ -14,18 +14,26 @@ import asyncio
 import contextlib
 import json
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
+from aio_pika.exceptions import DeliveryError
 from asyncpg.pool import PoolConnectionProxy
 from faststream.rabbit import RabbitBroker
 from opentelemetry import propagate, trace
+from prometheus_client import Counter
 
 from prsnl_common.broker import Topology
 from prsnl_common.events import EVENTS_BY_KEY, Event
 
 CHANNEL = "prsnl_outbox"
 BATCH = 100
+PUBLISH_TIMEOUT = 10.0  # seconds for one publish and its confirm
+MAX_ATTEMPTS = 10  # failed publishes before a row is quarantined
+QUARANTINED = Counter(
+    "prsnl_outbox_quarantined_total", "Outbox rows set aside after failing to publish"
+)
 logger = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
 
@@ -44,15 +52,33 @@ async def enqueue(connection: asyncpg.Connection | PoolConnectionProxy, event: E
 
 
 class OutboxRelay:
-    """Publishes outbox rows until stopped; wakes on NOTIFY or every ``poll`` seconds."""
+    """Publishes outbox rows until stopped; wakes on NOTIFY or every ``poll`` seconds.
+
+    Rows of a batch are published concurrently, each with its own confirm and
+    time limit; the confirmed ones are deleted in the batch's transaction, so a
+    failure at row k never publishes the rows before it again. A failed row
+    keeps its place with ``attempts`` and ``last_error``; one that cannot be
+    built at all, or that failed ``max_attempts`` times, is quarantined (kept
+    with its reason, skipped from then on, counted in a metric) so it never
+    holds up the captures after it.
+    """
 
     def __init__(
-        self, pool: asyncpg.Pool, broker: RabbitBroker, topology: Topology, *, poll: float = 1.0
+        self,
+        pool: asyncpg.Pool,
+        broker: RabbitBroker,
+        topology: Topology,
+        *,
+        poll: float = 1.0,
+        publish_timeout: float = PUBLISH_TIMEOUT,
+        max_attempts: int = MAX_ATTEMPTS,
     ) -> None:
         self.pool = pool
         self.broker = broker
         self.topology = topology
         self.poll = poll
+        self.publish_timeout = publish_timeout
+        self.max_attempts = max_attempts
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._listener: asyncpg.Connection | None = None
@@ -75,47 +101,121 @@ class OutboxRelay:
         backoff = 0.2
         while True:
             try:
-                published = await self.publish_batch()
-                backoff = 0.2
+                batch = await self.publish_batch()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                logger.warning("outbox relay: %s; retrying in %.1fs", exc, backoff)
+                batch = Batch(failed=1)
+                logger.warning("outbox relay: %s", exc)
+            if batch.failed:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
                 continue
-            if published == BATCH:
+            backoff = 0.2
+            if batch.taken == BATCH:
                 continue
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.poll)
 
-    async def publish_batch(self) -> int:
-        """Publish and delete up to ``BATCH`` rows; returns how many were published."""
+    async def publish_batch(self) -> Batch:
+        """Publish up to ``BATCH`` rows; delete the confirmed, record or quarantine the rest."""
         async with self.pool.acquire() as connection, connection.transaction():
             rows = await connection.fetch(
-                "SELECT id, routing_key, payload, headers FROM outbox "
-                "ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+                "SELECT id, routing_key, payload, headers, attempts FROM outbox "
+                "WHERE quarantined_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
                 BATCH,
             )
-            for row in rows:
-                await self._publish(row["routing_key"], row["payload"], row["headers"])
-            if rows:
-                await connection.execute(
-                    "DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r["id"] for r in rows]
-                )
-            return len(rows)
+            errors = await asyncio.gather(*(self._publish_row(row) for row in rows))
+            done = [row["id"] for row, error in zip(rows, errors, strict=True) if error is None]
+            if done:
+                await connection.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", done)
+            failed = [(row, error) for row, error in zip(rows, errors, strict=True) if error]
+            for row, error in failed:
+                await self._record_failure(connection, row, error)
+            return Batch(taken=len(rows), failed=len(failed))
 
-    async def _publish(self, routing_key: str, payload: dict[str, Any], carrier: Any) -> None:
-        event_type = EVENTS_BY_KEY[routing_key]
+    async def _publish_row(self, row: asyncpg.Record) -> RowError | None:
+        """None when the broker confirmed the row; otherwise why not."""
+        try:
+            event = build_event(row["routing_key"], row["payload"])
+        except (KeyError, ValueError) as exc:
+            return RowError(f"not a valid event: {exc}", poison=True)
+        try:
+            async with asyncio.timeout(self.publish_timeout):
+                await self._publish(event, row["headers"])
+        except TimeoutError:
+            return RowError(f"no confirm within {self.publish_timeout:g} s")
+        except DeliveryError as exc:
+            # The broker answered about this message (unroutable, refused): its own fault.
+            return RowError(f"refused by the broker: {exc}", counts=True)
+        except Exception as exc:
+            return RowError(f"{type(exc).__name__}: {exc}")
+        return None
+
+    async def _record_failure(
+        self, connection: PoolConnectionProxy, row: asyncpg.Record, error: RowError
+    ) -> None:
+        attempts = row["attempts"] + (1 if error.counts or error.poison else 0)
+        quarantine = error.poison or attempts >= self.max_attempts
+        await connection.execute(
+            "UPDATE outbox SET attempts = $2, last_error = $3, "
+            "quarantined_at = CASE WHEN $4 THEN now() END WHERE id = $1",
+            row["id"],
+            attempts,
+            error.reason[:2000],
+            quarantine,
+        )
+        if quarantine:
+            QUARANTINED.inc()
+            logger.error(
+                "outbox row %d (%s) quarantined after %d attempt(s): %s",
+                row["id"],
+                row["routing_key"],
+                attempts,
+                error.reason,
+            )
+        else:
+            logger.warning("outbox row %d not published: %s", row["id"], error.reason)
+
+    async def _publish(self, event: Event, carrier: Any) -> None:
         parent = propagate.extract(carrier if isinstance(carrier, dict) else json.loads(carrier))
-        with tracer.start_as_current_span(f"outbox publish {routing_key}", context=parent):
+        with tracer.start_as_current_span(f"outbox publish {event.routing_key}", context=parent):
             await self.broker.publish(
-                event_type.model_validate(payload),
+                event,
                 exchange=self.topology.events,
-                routing_key=routing_key,
-                persist=event_type.persistent,
+                routing_key=event.routing_key,
+                persist=event.persistent,
                 mandatory=True,
-                message_id=str(payload["event_id"]),
+                message_id=str(event.event_id),
                 content_type="application/json",
             )
+
+
+@dataclass(frozen=True)
+class Batch:
+    """What one round of the relay did."""
+
+    taken: int = 0
+    failed: int = 0
+
+
+@dataclass(frozen=True)
+class RowError:
+    """Why a row was not published.
+
+    ``poison``: it can never be (quarantined at once); ``counts``: the broker
+    refused this very message, an attempt towards quarantine. Anything else (no
+    connection, no confirm in time) is the broker's state, not the row's: the
+    row waits, however long the outage lasts.
+    """
+
+    reason: str
+    poison: bool = False
+    counts: bool = False
+
+
+def build_event(routing_key: str, payload: Any) -> Event:
+    """The typed event of a row; KeyError or ValueError when the row cannot be one."""
+    event_type = EVENTS_BY_KEY[routing_key]
+    return event_type.model_validate(payload)
