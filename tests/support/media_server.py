@@ -233,9 +233,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._serve_flaky(rest, query)
         elif head == "slow":
             rate = _int_query(query, "rate", _DEFAULT_SLOW_RATE)
-            if rate <= 0:
-                raise _BadRequest("rate must be positive")
-            self._serve_file(self._resolve(rest), rate=rate)
+            chunk = _int_query(query, "chunk", _SLOW_CHUNK)
+            if rate <= 0 or chunk <= 0:
+                raise _BadRequest("rate and chunk must be positive")
+            self._serve_file(self._resolve(rest), rate=rate, chunk=chunk)
         elif head == "status":
             self._serve_status(rest)
         elif head == "page" and rest == "no-video.html":
@@ -251,7 +252,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- behaviours -------------------------------------------------------------------------
 
-    def _serve_file(self, target: Path, *, rate: int | None = None) -> None:
+    def _serve_file(
+        self, target: Path, *, rate: int | None = None, chunk: int = _SLOW_CHUNK
+    ) -> None:
         """Serve a file with Range support; ``rate`` throttles the body to bytes/second."""
         if not target.is_file():
             self._send_text(HTTPStatus.NOT_FOUND, "404 Not Found\n")
@@ -284,7 +287,7 @@ class _Handler(BaseHTTPRequestHandler):
             if rate is None:
                 self._copy(fh, length, _FILE_CHUNK)
             else:
-                self._copy_throttled(fh, length, rate)
+                self._copy_throttled(fh, length, rate, chunk)
 
     def _copy(self, fh: BinaryIO, length: int, chunk: int) -> bool:
         """Copy ``length`` bytes from ``fh`` to the client; False if it disconnected."""
@@ -300,7 +303,7 @@ class _Handler(BaseHTTPRequestHandler):
             remaining -= len(block)
         return True
 
-    def _copy_throttled(self, fh: BinaryIO, length: int, rate: int) -> None:
+    def _copy_throttled(self, fh: BinaryIO, length: int, rate: int, chunk: int) -> None:
         """Copy at ``rate`` bytes/s: each write waits until its scheduled time.
 
         Pacing against the start time (not a fixed sleep per chunk) keeps the average rate
@@ -314,7 +317,7 @@ class _Handler(BaseHTTPRequestHandler):
             if delay > 0 and stopping.wait(delay):
                 self.close_connection = True
                 return
-            block = fh.read(min(_SLOW_CHUNK, length - sent))
+            block = fh.read(min(chunk, length - sent))
             if not block:
                 self.close_connection = True
                 return
@@ -425,7 +428,7 @@ class MediaServer:
     Routes (``<name>`` is a path relative to root; ``..`` is rejected with 400):
     ``/files/<name>`` (GET/HEAD, Range), ``/chunked/<name>``, ``/redirect/<n>/<name>``,
     ``/redirect-to?url=``, ``/hls/<dir>/<file>``, ``/flaky/<key>/<name>?fail=N``,
-    ``/slow/<name>?rate=B``, ``/status/<code>``, ``/page/no-video.html`` and
+    ``/slow/<name>?rate=B&chunk=N``, ``/status/<code>``, ``/page/no-video.html`` and
     ``/truncated-length/<name>``; anything else is 404.
     """
 

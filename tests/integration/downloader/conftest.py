@@ -21,6 +21,7 @@ def media_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 2 s 320x240 H.264/AAC clip and a 3 s HLS stream of 1 s segments."""
     root = tmp_path_factory.mktemp("downloader-media")
     make_clip(root / "clip.mp4", duration=2, width=320, height=240, fps=15)
+    (root / "empty.mp4").write_bytes(b"")
     make_hls(root / "show", duration=3, segment_seconds=1, width=320, height=240)
     return root
 

@@ -339,6 +339,39 @@ async def test_a_failing_progress_callback_costs_nothing(
     assert calls and result.size == calls[-1].downloaded_bytes
 
 
+async def test_an_empty_body_fails_at_once_as_empty_download(
+    pool: DownloadPool, media_server: MediaServer, workdir: Path
+) -> None:
+    """A 200 with nothing in it is permanent: no retries for minutes, its own code."""
+    started = time.monotonic()
+    await expect_failure(
+        pool, job(media_server.url("/files/empty.mp4"), workdir), PermanentError, "empty_download"
+    )
+    assert time.monotonic() - started < 20
+
+
+async def test_a_trickling_source_fails_as_too_slow_within_the_stall_window(
+    loopback_only: list[AllowRule], media_server: MediaServer, workdir: Path
+) -> None:
+    """Bytes that keep coming, but slower than the minimum rate, do not keep a job alive."""
+    async with DownloadPool(
+        1, allowlist=loopback_only, job_timeout=60, stall_seconds=8, min_rate=4096
+    ) as trickle_pool:
+        reported: list[int] = []
+        started = time.monotonic()
+        # 1 KB/s in 100-byte writes (yt-dlp reads 1 KiB blocks): never silent, too slow.
+        url = media_server.url("/slow/clip.mp4?rate=1000&chunk=100")
+        await expect_failure(
+            trickle_pool,
+            job(url, workdir, progress_interval=0.2),
+            PermanentError,
+            "source_too_slow",
+            lambda progress: reported.append(progress.downloaded_bytes),
+        )
+        assert len(set(reported)) > 2, "bytes were still arriving"
+        assert time.monotonic() - started < 45
+
+
 async def test_stall_watchdog_ends_a_download_that_stops_moving(
     single_pool: DownloadPool, media_server: MediaServer, workdir: Path
 ) -> None:

@@ -38,6 +38,9 @@ ERROR_CODES: dict[str, str] = {
     "too_large": "The video is larger than MAX_VIDEO_SIZE_MB (checked while downloading).",
     "download_timeout": "The download exceeded its hard time limit (retried).",
     "download_stalled": "No progress for the stall window; the job was ended (retried).",
+    "empty_download": "The source answered with an empty body: nothing to save (not retried).",
+    "source_too_slow": "The source sent less than the minimum rate for the whole stall window "
+    "(a trickling or hostile server); not retried.",
     "insufficient_disk": "Free disk below the reserve before starting (retried later).",
     "download_failed": "yt-dlp failed for another reason; the message says which.",
     "external_program_refused": "yt-dlp would have handed the download to an external "

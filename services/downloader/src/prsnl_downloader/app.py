@@ -35,6 +35,7 @@ def make_setup(settings: DownloaderSettings) -> Setup:
             allowlist=common.allow_rules,
             job_timeout=settings.job_timeout_seconds,
             stall_seconds=settings.stall_seconds,
+            min_rate=settings.min_speed_bytes,
             acquire_timeout=settings.acquire_timeout_seconds,
         )
         await pool.start()

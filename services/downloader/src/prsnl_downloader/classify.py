@@ -61,6 +61,13 @@ MESSAGE_RULES: tuple[_Rule, ...] = (
         r"Unsupported url scheme",
         r"No connection adapters were found",
     ),
+    # A 200 with nothing in it: asking again gets nothing again.
+    *_rules(
+        "empty_download",
+        False,
+        r"\bDid not get any data blocks\b",
+        r"\bThe downloaded file is empty\b",
+    ),
     *_rules(
         "insufficient_disk",
         True,

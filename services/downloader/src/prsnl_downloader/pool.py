@@ -156,6 +156,7 @@ class DownloadPool:
         allowlist: Iterable[AllowRule] = (),
         job_timeout: float = 1500.0,
         stall_seconds: float = 120.0,
+        min_rate: float = 0.0,
         start_timeout: float = 60.0,
         acquire_timeout: float = 120.0,
         unavailable_modules: Iterable[str] = (),
@@ -168,6 +169,7 @@ class DownloadPool:
         self.unavailable_modules = tuple(unavailable_modules)
         self.job_timeout = job_timeout
         self.stall_seconds = stall_seconds
+        self.min_rate = min_rate
         self.start_timeout = start_timeout
         self.acquire_timeout = acquire_timeout
         self._context = multiprocessing.get_context("spawn")
@@ -292,7 +294,10 @@ class DownloadPool:
         started = loop.time()
         deadline = started + self.job_timeout
         last_change = started
-        last_bytes = -1
+        mark_bytes: int | None = None
+        latest_bytes = 0
+        # Progress is at least one byte, and at least the minimum rate over the stall window.
+        window_bytes = max(1, int(self.min_rate * self.stall_seconds))
         disk_limit = request.max_bytes
         next_disk_check = started + DISK_CHECK_INTERVAL
         try:
@@ -308,11 +313,7 @@ class DownloadPool:
                     )
                 if now - last_change >= self.stall_seconds:
                     await child.reap()
-                    raise TransientError(
-                        "download_stalled",
-                        f"The download made no progress for {self.stall_seconds:g} s "
-                        "and was stopped.",
-                    )
+                    raise self._stalled(latest_bytes > (mark_bytes or 0))
                 if now >= next_disk_check:
                     on_disk = bytes_on_disk(request.workdir)
                     if on_disk > disk_limit:
@@ -328,8 +329,11 @@ class DownloadPool:
                 if isinstance(message, DownloadResult | DownloadFailure):
                     return message
                 if isinstance(message, DownloadProgress):
-                    if message.downloaded_bytes != last_bytes:
-                        last_bytes = message.downloaded_bytes
+                    latest_bytes = message.downloaded_bytes
+                    moved = latest_bytes - (mark_bytes or 0)
+                    # A smaller count is the next file of the job (video, then audio).
+                    if mark_bytes is None or moved >= window_bytes or moved < 0:
+                        mark_bytes = message.downloaded_bytes
                         last_change = loop.time()
                     if on_progress is not None:
                         self._report(on_progress, message)
@@ -341,6 +345,19 @@ class DownloadPool:
             raise TransientError(
                 "download_failed", f"The download process ended unexpectedly ({exc})."
             ) from exc
+
+    def _stalled(self, trickling: bool) -> TransientError | PermanentError:
+        """A silent source may come back (retried); one that trickles is not worth retrying."""
+        if trickling:
+            return PermanentError(
+                "source_too_slow",
+                f"The source sent less than {format_bytes(int(self.min_rate))}/s for "
+                f"{self.stall_seconds:g} s and the download was stopped.",
+            )
+        return TransientError(
+            "download_stalled",
+            f"The download made no progress for {self.stall_seconds:g} s and was stopped.",
+        )
 
     @staticmethod
     def _report(on_progress: ProgressCallback, progress: DownloadProgress) -> None:

@@ -41,6 +41,12 @@ class DownloaderSettings(BaseSettings):
     stall_seconds: float = Field(
         default=120, gt=0, description="A download whose byte count stops moving this long ends"
     )
+    min_speed_bytes: int = Field(
+        default=1024,
+        ge=0,
+        description="Bytes/s a source must average over the stall window; a slower "
+        "(trickling) source fails as source_too_slow. 0 turns the check off",
+    )
     min_free_disk_mb: int = Field(
         default=1024, ge=0, description="Free disk (MiB) the media store needs before a job starts"
     )
