@@ -15,7 +15,7 @@ import uuid
 from typing import Annotated, ClassVar, Literal
 
 import uuid6
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 Platform = Literal["youtube", "instagram", "twitter", "tiktok", "direct", "hls", "other"]
 Source = Literal["api", "telegram"]
@@ -105,10 +105,76 @@ class VideoTranscodeProgress(Event):
     profile: str | None = None
 
 
+# Characters no stored text keeps: bidi overrides/isolates and marks (they reorder what a
+# reader sees), and every control character (NUL is refused by PostgreSQL outright).
+_BIDI = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+TEXT_LIMITS = {
+    "title": 500,
+    "uploader": 200,
+    "description": 5000,
+    "webpage_url": 2000,
+    "extractor": 100,
+    "upload_date": 8,
+    "platform_video_id": 200,
+}
+DEFAULT_TEXT_LIMIT = 2048
+
+
+def clean_text(value: object, limit: int, *, multiline: bool = False) -> str | None:
+    """Untrusted text made storable: controls, bidi and surrogates out, bounded, else None."""
+    if value is None or isinstance(value, bool):
+        return None
+    if not isinstance(value, str):
+        value = str(value) if isinstance(value, int | float) else None
+        if value is None:
+            return None
+    kept = "".join(ch for ch in value if _keep(ch, multiline))
+    text = kept.strip()
+    if len(text) > limit:
+        text = text[: limit - 1].rstrip() + "\u2026"
+    return text or None
+
+
+def _keep(ch: str, multiline: bool) -> bool:
+    if ch in _BIDI or "\ud800" <= ch <= "\udfff":
+        return False
+    if ch < " " or "\x7f" <= ch <= "\x9f":
+        return multiline and ch in "\n\t"
+    return True
+
+
 class SourceInfo(BaseModel):
-    """The parts of yt-dlp's info dict the catalog keeps."""
+    """The parts of yt-dlp's info dict the catalog keeps.
+
+    Every text field comes from the source and is untrusted: it is cleaned here,
+    where it enters the typed world (see :func:`clean_text`), so a hostile title
+    never fails an event or reaches a reader with control or bidi characters.
+    """
 
     model_config = ConfigDict(frozen=True, extra="ignore")
+
+    @field_validator(
+        "title",
+        "uploader",
+        "webpage_url",
+        "extractor",
+        "upload_date",
+        "description",
+        "platform_video_id",
+        mode="before",
+    )
+    @classmethod
+    def _clean(cls, value: object, info: ValidationInfo) -> str | None:
+        name = info.field_name or ""
+        limit = TEXT_LIMITS.get(name, DEFAULT_TEXT_LIMIT)
+        return clean_text(value, limit, multiline=name == "description")
+
+    @field_validator("duration", mode="before")
+    @classmethod
+    def _duration(cls, value: object) -> float | None:
+        if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
+            return float(value) if value < 10**9 else None
+        return None
 
     title: str | None = None
     uploader: str | None = None

@@ -42,7 +42,7 @@ from prsnl_downloader.ytdlp_guard import (
     ExternalProgramRefused,
     install_native_only,
 )
-from prsnl_downloader.ytdlp_options import DESCRIPTION_LIMIT, build_params
+from prsnl_downloader.ytdlp_options import build_params
 
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 # An HLS size estimate extrapolates the first fragments; it refuses a job only when it
@@ -295,17 +295,16 @@ def _output_path(workdir: Path, video: dict[str, Any]) -> Path | None:
 
 
 def source_info(info: dict[str, Any]) -> SourceInfo:
-    """The parts of yt-dlp's info dict the catalog keeps."""
-    duration = info.get("duration")
+    """The parts of yt-dlp's info dict the catalog keeps (SourceInfo cleans and bounds them)."""
     return SourceInfo(
-        title=_text(info.get("title"), 500),
-        uploader=_text(info.get("uploader") or info.get("channel") or info.get("uploader_id"), 200),
-        duration=float(duration) if isinstance(duration, int | float) and duration >= 0 else None,
-        webpage_url=_text(info.get("webpage_url"), 2000),
-        extractor=_text(info.get("extractor_key") or info.get("extractor"), 100),
-        upload_date=_text(info.get("upload_date"), 8),
-        description=_text(info.get("description"), DESCRIPTION_LIMIT),
-        platform_video_id=_text(info.get("id"), 200),
+        title=info.get("title"),
+        uploader=info.get("uploader") or info.get("channel") or info.get("uploader_id"),
+        duration=info.get("duration"),
+        webpage_url=info.get("webpage_url"),
+        extractor=info.get("extractor_key") or info.get("extractor"),
+        upload_date=info.get("upload_date"),
+        description=info.get("description"),
+        platform_video_id=info.get("id"),
     )
 
 
@@ -357,13 +356,6 @@ def _die_with_parent(parent_pid: int) -> None:
 
 def _warnings(log: CapturingLogger) -> tuple[str, ...]:
     return summarize(log.warnings)
-
-
-def _text(value: object, limit: int) -> str | None:
-    if value is None or value == "":
-        return None
-    text = str(value)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _positive_int(value: object) -> int | None:

@@ -15,7 +15,6 @@ from prsnl_downloader.protocol import DownloadRequest, output_template
 # Our own retry with back-off (the consumer's retry tiers) handles transient errors;
 # yt-dlp's retries only smooth over a single dropped connection.
 YTDLP_RETRIES = 2
-DESCRIPTION_LIMIT = 5000
 
 
 @dataclass(frozen=True)
