@@ -20,6 +20,10 @@ ERROR_CODES: dict[str, str] = {
     "unresolvable_host": "The host name does not resolve.",
     "invalid_option": "A capture option is out of range (max_height, audio_only).",
     "invalid_request": "The request body or a parameter is malformed (HTTP 422).",
+    "method_not_allowed": "The route exists but not with this HTTP method (HTTP 405).",
+    "payload_too_large": "The request body is larger than the gateway accepts (HTTP 413).",
+    "unsupported_media_type": "The request body is not of a type the route accepts (HTTP 415).",
+    "rate_limited": "Too many requests for this key; wait for Retry-After (HTTP 429).",
     # auth and lookup
     "unauthorized": "Missing or unknown API key (HTTP 401).",
     "not_found": "No such item for this owner (HTTP 404).",

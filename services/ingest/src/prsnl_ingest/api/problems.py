@@ -78,11 +78,22 @@ def on_not_authorized(
     return problem(401, "unauthorized", exc.detail, {"WWW-Authenticate": 'Bearer realm="prsnl"'})
 
 
+CODE_OF_STATUS = {
+    400: "invalid_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    429: "rate_limited",
+}
+
+
 def on_http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, object]]:
-    code = {404: "not_found", 405: "invalid_request", 400: "invalid_request"}.get(
-        exc.status_code, "internal_error"
-    )
-    return problem(exc.status_code, code, exc.detail)
+    """Litestar's own refusals; any other 4xx is still the client's: invalid_request."""
+    status = exc.status_code
+    fallback = "invalid_request" if 400 <= status < 500 else "internal_error"
+    headers = {k: str(v) for k, v in (exc.headers or {}).items()}
+    return problem(status, CODE_OF_STATUS.get(status, fallback), exc.detail, headers or None)
 
 
 # The database restarting or unreachable: a clear, retryable answer, not a 500.
