@@ -140,3 +140,25 @@ async def test_health_and_openapi(client: AsyncTestClient) -> None:  # type: ign
     assert "/api/v1/items/{item_id}/video" in schema["paths"]
     metrics = await client.get("/metrics")
     assert "prsnl_captures_total" in metrics.text
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "code"),
+    [
+        ("PUT", "/api/v1/captures", 405, "method_not_allowed"),
+        ("PATCH", "/api/v1/items", 405, "method_not_allowed"),
+        ("GET", "/api/v1/items?q=a%00b", 422, "invalid_request"),
+        ("GET", "/api/v1/items?platform=%00", 422, "invalid_request"),
+        ("GET", "/api/v1/items?status=ready%00", 422, "invalid_request"),
+    ],
+)
+async def test_refusals_have_their_own_code_never_a_500(
+    client: AsyncTestClient,  # type: ignore[type-arg]
+    owner: tuple[uuid.UUID, dict[str, str]],
+    method: str,
+    path: str,
+    status: int,
+    code: str,
+) -> None:
+    response = await client.request(method, path, headers=owner[1])
+    assert (response.status_code, response.json()["code"]) == (status, code), response.text

@@ -14,10 +14,12 @@ from prsnl_common.events import (
     CaptureOptions,
     ItemFailed,
     MediaMetadata,
+    RetryScheduled,
     SourceInfo,
     VideoDownloaded,
     VideoDownloadProgress,
     VideoTranscoded,
+    utcnow,
 )
 from prsnl_common.platforms import classify
 from prsnl_common.settings import CommonSettings
@@ -59,6 +61,7 @@ def transcoded(item_id: uuid.UUID, run: int = 1) -> VideoTranscoded:
         item_id=item_id,
         run=run,
         video_key=f"items/{item_id}/video.mp4",
+        original_key=f"items/{item_id}/original.mp4",  # as the transcoder always sends it
         thumbnail_keys={320: f"items/{item_id}/thumb-320.jpg"},
         metadata=MediaMetadata(video_codec="h264", width=640, height=360, duration=3.0),
         action="remuxed",
@@ -105,7 +108,9 @@ async def test_events_move_an_item_forward_only(
     assert await catalog.apply_downloaded(pool, downloaded(early))
     row = await pool.fetchrow("SELECT * FROM items WHERE id = $1", early)
     assert (row["status"], row["title"]) == ("ready", "Cats at play")
+    assert (row["uploader"], row["original_size"]) == ("someone", 10)
     assert row["original_key"] == f"items/{early}/original.mp4"
+    assert not await catalog.apply_downloaded(pool, downloaded(early)), "a duplicate is a no-op"
     late_failure = ItemFailed(
         item_id=item_id, stage="download", error_code="network_error", message="late"
     )
@@ -214,3 +219,54 @@ async def test_a_dead_letter_marks_its_item_failed(
     await wait_until(failed)
     row = await pool.fetchrow("SELECT error_code, error_stage FROM items WHERE id = $1", item_id)
     assert (row["error_code"], row["error_stage"]) == ("dead_lettered", "catalog")
+
+
+def failed(item_id: uuid.UUID, code: str) -> ItemFailed:
+    return ItemFailed(item_id=item_id, stage="download", error_code=code, message=code)
+
+
+@pytest.mark.parametrize("real_first", [True, False])
+async def test_the_real_failure_reason_wins_over_the_dead_letter_notice(
+    pool: asyncpg.Pool, owner: tuple[uuid.UUID, dict[str, str]], real_first: bool
+) -> None:
+    item_id = await new_item(pool, owner[0], f"https://example.org/dead-{real_first}.mp4")
+    notices = [failed(item_id, "source_forbidden"), failed(item_id, catalog.DEAD_LETTERED)]
+    for notice in notices if real_first else reversed(notices):
+        await catalog.apply_failed(pool, notice)
+    row = await pool.fetchrow("SELECT * FROM items WHERE id = $1", item_id)
+    assert (row["status"], row["error_code"]) == ("failed", "source_forbidden")
+
+
+async def test_an_item_waiting_for_a_retry_says_so_until_it_moves_on(
+    pool: asyncpg.Pool, owner: tuple[uuid.UUID, dict[str, str]]
+) -> None:
+    item_id = await new_item(pool, owner[0], "https://example.org/retry-wait.mp4")
+    notice = RetryScheduled(
+        item_id=item_id,
+        stage="download",
+        error_code="network_error",
+        message="Connection reset",
+        attempt=2,
+        max_attempts=5,
+        next_attempt_at=utcnow(),
+    )
+    assert await catalog.apply_retry_scheduled(pool, notice)
+    retry = await pool.fetchval("SELECT retry FROM items WHERE id = $1", item_id)
+    assert (retry["attempt"], retry["max_attempts"], retry["error_code"]) == (2, 5, "network_error")
+    assert retry["next_attempt_at"] == notice.next_attempt_at.isoformat()
+    # An older notice arriving late does not go back.
+    assert not await catalog.apply_retry_scheduled(pool, notice.model_copy(update={"attempt": 1}))
+    assert await catalog.apply_downloaded(pool, downloaded(item_id))
+    assert await pool.fetchval("SELECT retry FROM items WHERE id = $1", item_id) is None
+
+
+async def test_a_hostile_title_is_stored_cleaned_on_the_first_delivery(
+    pool: asyncpg.Pool, owner: tuple[uuid.UUID, dict[str, str]]
+) -> None:
+    item_id = await new_item(pool, owner[0], "https://example.org/hostile-title.mp4")
+    body = json.loads(downloaded(item_id).model_dump_json())
+    body["info"]["title"] = "Cats\x00 \u202eat play\x07"
+    # As the broker delivers it: JSON (with \u0000 escapes) validated into the event.
+    event = VideoDownloaded.model_validate_json(json.dumps(body))
+    assert await catalog.apply_downloaded(pool, event)
+    assert await pool.fetchval("SELECT title FROM items WHERE id = $1", item_id) == "Cats at play"

@@ -30,6 +30,7 @@ from prsnl_common.events import (
     ItemFailed,
     Platform,
     ReplyTo,
+    RetryScheduled,
     Source,
     TranscodeRequested,
     UrlCaptured,
@@ -45,6 +46,7 @@ from prsnl_ingest.outbox import enqueue
 ITEMS_CHANNEL = "prsnl_items"
 STATUSES = ("pending", "downloading", "downloaded", "processing", "ready", "failed")
 TERMINAL = ("ready", "failed")
+DEAD_LETTERED = "dead_lettered"
 
 
 class CatalogError(Exception):
@@ -217,6 +219,9 @@ async def list_items(
     limit: int = 50,
 ) -> Page:
     """Newest first, keyset-paginated on (created_at, id)."""
+    if any("\x00" in value for value in (status, platform, text, cursor) if value):
+        # PostgreSQL refuses NUL in text; no stored value can contain one either.
+        raise CatalogError("invalid_request", "A list parameter contains a NUL character.")
     clauses = ["owner_id = $1"]
     args: list[Any] = [owner_id]
     if status:
@@ -383,7 +388,7 @@ async def _progress(
 ) -> bool:
     async with pool.acquire() as connection, connection.transaction():
         updated = await connection.fetchval(
-            "UPDATE items SET status = $3, progress = $4, updated_at = now() "
+            "UPDATE items SET status = $3, progress = $4, retry = NULL, updated_at = now() "
             "WHERE id = $1 AND run = $2 AND status = ANY($5::text[]) RETURNING status",
             item_id,
             run,
@@ -393,6 +398,33 @@ async def _progress(
         )
         if updated:
             await _notify(connection, item_id, "progress", status=status, progress=progress)
+    return bool(updated)
+
+
+async def apply_retry_scheduled(pool: asyncpg.Pool, event: RetryScheduled) -> bool:
+    """Record that the item waits for another attempt; its status stays where it is."""
+    retry = {
+        "stage": event.stage,
+        "attempt": event.attempt,
+        "max_attempts": event.max_attempts,
+        "next_attempt_at": event.next_attempt_at.isoformat(),
+        "error_code": event.error_code,
+        "message": event.message,
+    }
+    async with pool.acquire() as connection, connection.transaction():
+        updated = await connection.fetchval(
+            "UPDATE items SET retry = $3, updated_at = now() WHERE id = $1 AND run = $2 "
+            "AND status <> ALL($4::text[]) AND $5::text IS NULL "
+            "AND (retry IS NULL OR (retry->>'attempt')::int <= $6) RETURNING id",
+            event.item_id,
+            event.run,
+            retry,
+            list(TERMINAL),
+            event.profile,
+            event.attempt,
+        )
+        if updated:
+            await _notify(connection, event.item_id, "retry", retry=retry)
     return bool(updated)
 
 
@@ -406,7 +438,7 @@ async def apply_downloaded(pool: asyncpg.Pool, event: VideoDownloaded) -> bool:
             "UPDATE items SET status = CASE WHEN status IN ('pending', 'downloading') "
             "THEN 'downloaded' ELSE status END, "
             "progress = CASE WHEN status IN ('pending', 'downloading') THEN NULL "
-            "ELSE progress END, original_key = $3, "
+            "ELSE progress END, retry = NULL, original_key = $3, "
             "original_size = $4, title = coalesce($5, title), uploader = $6, "
             "duration = coalesce(duration, $7), "
             "webpage_url = $8, extractor = $9, upload_date = $10, description = $11, "
@@ -417,8 +449,10 @@ async def apply_downloaded(pool: asyncpg.Pool, event: VideoDownloaded) -> bool:
             "FROM items AS twin WHERE twin.owner_id = items.owner_id AND "
             "twin.platform = items.platform AND twin.platform_video_id = $12) "
             "THEN $12 ELSE platform_video_id END, updated_at = now() "
+            # A duplicate changes nothing; the facts still count when video.transcoded
+            # (another queue) came first and recorded only the original's key.
             "WHERE id = $1 AND run = $2 AND status <> 'failed' "
-            "AND original_key IS DISTINCT FROM $3 RETURNING id",
+            "AND (original_key IS DISTINCT FROM $3 OR original_size IS NULL) RETURNING id",
             event.item_id,
             event.run,
             event.original_key,
@@ -453,7 +487,7 @@ async def apply_transcoded(pool: asyncpg.Pool, event: VideoTranscoded) -> bool:
             "processing",
         ):
             await connection.execute(
-                "UPDATE items SET status = 'ready', progress = NULL, video_key = $2, "
+                "UPDATE items SET status = 'ready', progress = NULL, retry = NULL, video_key = $2, "
                 "thumbnail_keys = $3, metadata = $4, action = $5, "
                 "original_key = coalesce(original_key, $7), "
                 "duration = coalesce($6, duration), ready_at = now(), updated_at = now() "
@@ -513,10 +547,12 @@ async def apply_failed(pool: asyncpg.Pool, event: ItemFailed) -> bool:
             status = "ready"
         else:
             updated = await connection.fetchval(
-                "UPDATE items SET status = 'failed', progress = NULL, error_code = $3, "
-                "error_message = $4, error_stage = $5, error_attempts = $6, "
+                "UPDATE items SET status = 'failed', progress = NULL, retry = NULL, "
+                "error_code = $3, error_message = $4, error_stage = $5, error_attempts = $6, "
                 "error_retryable = $7, updated_at = now() "
-                "WHERE id = $1 AND run = $2 AND status <> ALL($8::text[]) RETURNING id",
+                "WHERE id = $1 AND run = $2 AND (status <> ALL($8::text[]) "
+                # The real reason wins over the dead-letter notice, whichever came first.
+                "OR (status = 'failed' AND error_code = $9 AND $3 <> $9)) RETURNING id",
                 event.item_id,
                 event.run,
                 event.error_code,
@@ -525,6 +561,7 @@ async def apply_failed(pool: asyncpg.Pool, event: ItemFailed) -> bool:
                 event.attempts,
                 event.retryable,
                 list(TERMINAL),
+                DEAD_LETTERED,
             )
             status = "failed"
             await _discard(connection, event)

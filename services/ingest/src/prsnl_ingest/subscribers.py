@@ -23,6 +23,7 @@ from prsnl_common.broker import Topology
 from prsnl_common.consumer import Job, subscribe_stage
 from prsnl_common.events import (
     ItemFailed,
+    RetryScheduled,
     VideoDownloaded,
     VideoDownloadProgress,
     VideoTranscoded,
@@ -103,7 +104,20 @@ def subscribe_catalog(
         event_type=VideoTranscoded,
         handler=on_video_transcoded,
     )
-    # A failure that cannot be recorded is not announced again as a failure.
+
+    async def on_retry_scheduled(event: RetryScheduled, job: Job[RetryScheduled]) -> None:
+        await catalog.apply_retry_scheduled(pool, event)
+
+    # A failure (or a retry notice) that cannot be recorded is not announced as a failure.
+    subscribe_stage(
+        broker,
+        topology,
+        service=SERVICE,
+        stage="catalog",
+        event_type=RetryScheduled,
+        handler=on_retry_scheduled,
+        report_failures=False,
+    )
     subscribe_stage(
         broker,
         topology,
@@ -137,14 +151,14 @@ def subscribe_catalog(
             item_id=item_id,
             run=run,
             stage="catalog",
-            error_code="dead_lettered",
+            error_code=catalog.DEAD_LETTERED,
             message=f"The message was dead-lettered from {queue} ({reason}); "
             "an operator can replay it from the stage's DLQ.",
             retryable=True,
         )
         try:
             if await catalog.apply_failed(pool, failed):
-                metrics.OUTCOMES.labels(status="failed", code="dead_lettered").inc()
+                metrics.OUTCOMES.labels(status="failed", code=catalog.DEAD_LETTERED).inc()
         except Exception:
             # The catalog is unreachable: hand the notice back, without spinning.
             await asyncio.sleep(1.0)

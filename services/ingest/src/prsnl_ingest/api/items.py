@@ -112,10 +112,9 @@ class ItemController(Controller):
     async def item_events(
         self, item_id: ItemId, owner_id: OwnerDep, gateway: GatewayDep, request: AnyRequest
     ) -> ServerSentEvent:
-        row = await catalog.get_item(gateway.pool, owner_id, item_id)
-        view = ItemView.from_row(row, base_url(request, gateway))
+        await catalog.get_item(gateway.pool, owner_id, item_id)  # 404 before any stream
         return ServerSentEvent(
-            _event_stream(gateway, item_id, view),
+            _event_stream(gateway, owner_id, item_id, base_url(request, gateway)),
             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
         )
 
@@ -149,11 +148,18 @@ class ItemController(Controller):
 
 
 async def _event_stream(
-    gateway: Gateway, item_id: uuid.UUID, view: ItemView
+    gateway: Gateway, owner_id: uuid.UUID, item_id: uuid.UUID, base: str
 ) -> AsyncIterator[ServerSentEventMessage]:
+    """The item as it is, then every change: subscribed first, so none falls in between."""
     from litestar.serialization import encode_json
 
     async with gateway.hub.listen(item_id) as queue:
+        try:
+            row = await catalog.get_item(gateway.pool, owner_id, item_id)
+        except catalog.CatalogError:
+            yield ServerSentEventMessage(data="{}", event="deleted")
+            return
+        view = ItemView.from_row(row, base)
         yield ServerSentEventMessage(data=encode_json(view).decode(), event="item")
         while True:
             try:

@@ -76,6 +76,7 @@ class ItemView:
     requested_profile: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
     progress: dict[str, Any] | None = None
+    retry: dict[str, Any] | None = None
     error: ItemError | None = None
     ready_at: dt.datetime | None = None
 
@@ -129,6 +130,7 @@ class ItemView:
             requested_profile=row["requested_profile"],
             options=row["options"] or {},
             progress=row["progress"],
+            retry=row["retry"],
             error=error,
             ready_at=row["ready_at"],
         )
