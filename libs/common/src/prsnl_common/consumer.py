@@ -75,27 +75,11 @@ def subscribe_stage(
 
     def failed(event: E, error: PipelineError, attempt: int) -> ItemFailed:
         discard = discard_on_failure(event) if discard_on_failure else []
-        return _failed(event, stage, error, attempt, discard)
+        return failure_event(event, stage, error, attempt, discard)
 
     publisher = EventPublisher(broker, topology)
     queue = topology.stage_queue(service, event_type)
     max_attempts = topology.settings.max_attempts
-
-    def retry_scheduled(
-        event: E, stage: Stage, error: PipelineError, attempt: int, max_attempts: int
-    ) -> RetryScheduled:
-        delay = dt.timedelta(seconds=topology.retry_delay(attempt))
-        return RetryScheduled(
-            item_id=event.item_id,
-            run=event.run,
-            stage=stage,
-            error_code=error.code,
-            message=error.message,
-            attempt=attempt,
-            max_attempts=max_attempts,
-            next_attempt_at=utcnow() + delay,
-            profile=getattr(event, "profile", None),
-        )
 
     async def announce(notice: RetryScheduled) -> None:
         """Tell the catalog the item waits; the retry is already queued, so never fail here."""
@@ -150,7 +134,8 @@ def subscribe_stage(
                     message_id=message.message_id,
                 )
                 await message.ack()
-                await announce(retry_scheduled(event, stage, failure, attempt, max_attempts))
+                delay = topology.retry_delay(attempt)
+                await announce(retry_notice(event, stage, failure, attempt, max_attempts, delay))
             else:
                 logger.error("giving up after %d attempts: %s", attempt, failure.code, extra=log)
                 if report_failures:
@@ -170,9 +155,10 @@ def subscribe_stage(
     )(on_event)
 
 
-def _failed(
+def failure_event(
     event: Event, stage: Stage, error: PipelineError, attempt: int, discard: list[str]
 ) -> ItemFailed:
+    """The ``item.failed`` a stage publishes when it gives up on ``event``."""
     return ItemFailed(
         item_id=event.item_id,
         run=event.run,
@@ -183,4 +169,21 @@ def _failed(
         retryable=error.retryable,
         profile=getattr(event, "profile", None),
         discard_keys=discard,
+    )
+
+
+def retry_notice(
+    event: Event, stage: Stage, error: PipelineError, attempt: int, max_attempts: int, delay: float
+) -> RetryScheduled:
+    """The ``retry.scheduled`` a stage publishes when it queued another attempt."""
+    return RetryScheduled(
+        item_id=event.item_id,
+        run=event.run,
+        stage=stage,
+        error_code=error.code,
+        message=error.message,
+        attempt=attempt,
+        max_attempts=max_attempts,
+        next_attempt_at=utcnow() + dt.timedelta(seconds=delay),
+        profile=getattr(event, "profile", None),
     )

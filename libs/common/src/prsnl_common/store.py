@@ -42,8 +42,10 @@ def video_key(item_id: uuid.UUID | str, profile: str | None = None) -> str:
     return f"{item_prefix(item_id)}/video{suffix}.{ext}"
 
 
-def thumbnail_key(item_id: uuid.UUID | str, width: int) -> str:
-    return f"{item_prefix(item_id)}/thumb-{width}.jpg"
+def thumbnail_key(item_id: uuid.UUID | str, width: int, profile: str | None = None) -> str:
+    """A re-transcode's thumbnails get names of their own: the served ones stay untouched."""
+    middle = f"{profile}-" if profile else ""
+    return f"{item_prefix(item_id)}/thumb-{middle}{width}.jpg"
 
 
 class LocalMediaStore:

@@ -12,7 +12,13 @@ from opentelemetry import trace
 
 from prsnl_common.consumer import Job
 from prsnl_common.errors import PermanentError, PipelineError, TransientError
-from prsnl_common.events import Event, UrlCaptured, VideoDownloaded, VideoDownloadProgress
+from prsnl_common.events import (
+    Event,
+    SourceInfo,
+    UrlCaptured,
+    VideoDownloaded,
+    VideoDownloadProgress,
+)
 from prsnl_common.netguard import AllowRule, default_port, is_blocked, parse_http_url
 from prsnl_common.settings import CommonSettings
 from prsnl_common.store import LocalMediaStore, original_key
@@ -87,16 +93,7 @@ async def download_video(
             stored = store.put_file(original_key(event.item_id, result.extension), result.path)
             # Progress first, so no late progress event follows the one that says "done".
             await progress.flush(PROGRESS_FLUSH_SECONDS)
-            await job.publish(
-                VideoDownloaded(
-                    item_id=event.item_id,
-                    run=event.run,
-                    original_key=stored.key,
-                    size=stored.size,
-                    info=result.info,
-                    options=event.options,
-                )
-            )
+            await job.publish(downloaded_event(event, stored.key, stored.size, result.info))
             outcome, stored_size = OUTCOME_OK, stored.size
         finally:
             progress.cancel()
@@ -113,6 +110,20 @@ async def download_video(
         raise
     finally:
         record_download(event.platform, outcome, time.monotonic() - started, stored_size)
+
+
+def downloaded_event(
+    event: UrlCaptured, original_key: str, size: int, info: SourceInfo
+) -> VideoDownloaded:
+    """The ``video.downloaded`` of a captured link whose original is stored."""
+    return VideoDownloaded(
+        item_id=event.item_id,
+        run=event.run,
+        original_key=original_key,
+        size=size,
+        info=info,
+        options=event.options,
+    )
 
 
 def validate_source(url: str, allowlist: Iterable[AllowRule]) -> None:

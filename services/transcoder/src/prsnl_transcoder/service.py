@@ -16,6 +16,7 @@ from prsnl_common.events import (
     CaptureOptions,
     Event,
     MediaMetadata,
+    TranscodeAction,
     TranscodeRequested,
     VideoDownloaded,
     VideoTranscoded,
@@ -148,18 +149,11 @@ async def process_video(
                 )
                 for width, path in paths.items():
                     thumbnails[width] = store.put_file(
-                        thumbnail_key(event.item_id, width), path
+                        thumbnail_key(event.item_id, width, profile_name), path
                     ).key
             stored = store.put_file(video_key(event.item_id, profile_name), output)
-        transcoded = VideoTranscoded(
-            item_id=event.item_id,
-            run=event.run,
-            video_key=stored.key,
-            original_key=event.original_key,
-            thumbnail_keys=thumbnails,
-            metadata=metadata_of(result),
-            action=plan.action,
-            profile=profile_name,
+        transcoded = transcoded_event(
+            event, stored.key, thumbnails, metadata_of(result), plan.action, profile_name
         )
         await job.publish(transcoded)
         DURATION.labels(action=action, outcome="ok").observe(time.monotonic() - started)
@@ -171,6 +165,27 @@ async def process_video(
         raise
     finally:
         store.discard_scratch(scratch_name)
+
+
+def transcoded_event(
+    event: VideoDownloaded | TranscodeRequested,
+    video_key: str,
+    thumbnails: dict[int, str],
+    metadata: MediaMetadata,
+    action: TranscodeAction,
+    profile: str | None,
+) -> VideoTranscoded:
+    """The ``video.transcoded`` of a finished job: always names the original it came from."""
+    return VideoTranscoded(
+        item_id=event.item_id,
+        run=event.run,
+        video_key=video_key,
+        original_key=event.original_key,
+        thumbnail_keys=thumbnails,
+        metadata=metadata,
+        action=action,
+        profile=profile,
+    )
 
 
 def _progress_reporter(
