@@ -24,6 +24,7 @@ from prsnl_common.events import (
 from prsnl_common.platforms import classify
 from prsnl_common.settings import CommonSettings
 from prsnl_ingest import catalog
+from prsnl_ingest.lifecycle import DEAD_LETTERED
 from tests.integration.ingest.conftest import wait_until
 
 pytestmark = pytest.mark.integration
@@ -92,29 +93,29 @@ async def test_events_move_an_item_forward_only(
 ) -> None:
     item_id = await new_item(pool, owner[0], "https://example.org/forward.mp4")
     progress = VideoDownloadProgress(item_id=item_id, downloaded_bytes=5, total_bytes=10)
-    assert await catalog.apply_download_progress(pool, progress)
+    assert await catalog.apply_event(pool, progress)
     assert await status(pool, item_id) == "downloading"
-    assert await catalog.apply_downloaded(pool, downloaded(item_id))
+    assert await catalog.apply_event(pool, downloaded(item_id))
     assert await status(pool, item_id) == "downloaded"
     # Late progress and a redelivered download change nothing.
-    assert not await catalog.apply_download_progress(pool, progress)
-    assert not await catalog.apply_downloaded(pool, downloaded(item_id))
-    assert await catalog.apply_transcoded(pool, transcoded(item_id))
+    assert not await catalog.apply_event(pool, progress)
+    assert not await catalog.apply_event(pool, downloaded(item_id))
+    assert await catalog.apply_event(pool, transcoded(item_id))
     assert await status(pool, item_id) == "ready"
-    assert not await catalog.apply_transcoded(pool, transcoded(item_id))
+    assert not await catalog.apply_event(pool, transcoded(item_id))
     early = await new_item(pool, owner[0], "https://example.org/out-of-order.mp4")
     # The catalog's queues race: the transcoder's result may be applied first.
-    assert await catalog.apply_transcoded(pool, transcoded(early))
-    assert await catalog.apply_downloaded(pool, downloaded(early))
+    assert await catalog.apply_event(pool, transcoded(early))
+    assert await catalog.apply_event(pool, downloaded(early))
     row = await pool.fetchrow("SELECT * FROM items WHERE id = $1", early)
     assert (row["status"], row["title"]) == ("ready", "Cats at play")
     assert (row["uploader"], row["original_size"]) == ("someone", 10)
     assert row["original_key"] == f"items/{early}/original.mp4"
-    assert not await catalog.apply_downloaded(pool, downloaded(early)), "a duplicate is a no-op"
+    assert not await catalog.apply_event(pool, downloaded(early)), "a duplicate is a no-op"
     late_failure = ItemFailed(
         item_id=item_id, stage="download", error_code="network_error", message="late"
     )
-    assert not await catalog.apply_failed(pool, late_failure)
+    assert not await catalog.apply_event(pool, late_failure)
     row = await pool.fetchrow("SELECT * FROM items WHERE id = $1", item_id)
     assert row["status"] == "ready" and row["title"] == "Cats at play"
     assert row["error_code"] is None and row["metadata"]["width"] == 640
@@ -133,13 +134,13 @@ async def test_a_retry_starts_a_new_run_and_ignores_the_old_one(
         attempts=5,
         retryable=True,
     )
-    assert await catalog.apply_failed(pool, failed)
+    assert await catalog.apply_event(pool, failed)
     retried = await catalog.retry_item(pool, owner_id, item_id)
     assert (retried["status"], retried["run"]) == ("pending", 2)
     # Events of run 1 arriving now are ignored; run 2 proceeds.
-    assert not await catalog.apply_downloaded(pool, downloaded(item_id, run=1))
-    assert await catalog.apply_downloaded(pool, downloaded(item_id, run=2))
-    assert await catalog.apply_transcoded(pool, transcoded(item_id, run=2))
+    assert not await catalog.apply_event(pool, downloaded(item_id, run=1))
+    assert await catalog.apply_event(pool, downloaded(item_id, run=2))
+    assert await catalog.apply_event(pool, transcoded(item_id, run=2))
     assert await status(pool, item_id) == "ready"
     with pytest.raises(catalog.CatalogError) as refused:
         await catalog.retry_item(pool, owner_id, item_id)
@@ -153,8 +154,8 @@ async def test_listing_filters_searches_and_pages_by_key(
 ) -> None:
     owner_id, headers = owner
     ids = [await new_item(pool, owner_id, f"https://example.org/page-{n}.mp4") for n in range(7)]
-    await catalog.apply_downloaded(pool, downloaded(ids[3]))
-    await catalog.apply_transcoded(pool, transcoded(ids[3]))
+    await catalog.apply_event(pool, downloaded(ids[3]))
+    await catalog.apply_event(pool, transcoded(ids[3]))
 
     seen: list[str] = []
     cursor = None
@@ -192,7 +193,7 @@ async def test_direct_links_with_the_same_file_name_stay_two_items(
         event = event.model_copy(
             update={"info": event.info.model_copy(update={"platform_video_id": "clip"})}
         )
-        assert await catalog.apply_downloaded(pool, event)
+        assert await catalog.apply_event(pool, event)
     rows = await pool.fetch(
         "SELECT status, platform_video_id FROM items WHERE id = ANY($1)", [first, second]
     )
@@ -230,9 +231,9 @@ async def test_the_real_failure_reason_wins_over_the_dead_letter_notice(
     pool: asyncpg.Pool, owner: tuple[uuid.UUID, dict[str, str]], real_first: bool
 ) -> None:
     item_id = await new_item(pool, owner[0], f"https://example.org/dead-{real_first}.mp4")
-    notices = [failed(item_id, "source_forbidden"), failed(item_id, catalog.DEAD_LETTERED)]
+    notices = [failed(item_id, "source_forbidden"), failed(item_id, DEAD_LETTERED)]
     for notice in notices if real_first else reversed(notices):
-        await catalog.apply_failed(pool, notice)
+        await catalog.apply_event(pool, notice)
     row = await pool.fetchrow("SELECT * FROM items WHERE id = $1", item_id)
     assert (row["status"], row["error_code"]) == ("failed", "source_forbidden")
 
@@ -250,13 +251,13 @@ async def test_an_item_waiting_for_a_retry_says_so_until_it_moves_on(
         max_attempts=5,
         next_attempt_at=utcnow(),
     )
-    assert await catalog.apply_retry_scheduled(pool, notice)
+    assert await catalog.apply_event(pool, notice)
     retry = await pool.fetchval("SELECT retry FROM items WHERE id = $1", item_id)
     assert (retry["attempt"], retry["max_attempts"], retry["error_code"]) == (2, 5, "network_error")
     assert retry["next_attempt_at"] == notice.next_attempt_at.isoformat()
     # An older notice arriving late does not go back.
-    assert not await catalog.apply_retry_scheduled(pool, notice.model_copy(update={"attempt": 1}))
-    assert await catalog.apply_downloaded(pool, downloaded(item_id))
+    assert not await catalog.apply_event(pool, notice.model_copy(update={"attempt": 1}))
+    assert await catalog.apply_event(pool, downloaded(item_id))
     assert await pool.fetchval("SELECT retry FROM items WHERE id = $1", item_id) is None
 
 
@@ -268,5 +269,5 @@ async def test_a_hostile_title_is_stored_cleaned_on_the_first_delivery(
     body["info"]["title"] = "Cats\x00 \u202eat play\x07"
     # As the broker delivers it: JSON (with \u0000 escapes) validated into the event.
     event = VideoDownloaded.model_validate_json(json.dumps(body))
-    assert await catalog.apply_downloaded(pool, event)
+    assert await catalog.apply_event(pool, event)
     assert await pool.fetchval("SELECT title FROM items WHERE id = $1", item_id) == "Cats at play"

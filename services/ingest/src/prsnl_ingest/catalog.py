@@ -1,10 +1,9 @@
-"""The catalog: items of owners, moved only forward by pipeline events.
+"""The catalog: items of owners, moved by pipeline events through the item's lifecycle.
 
 Every write goes through here, and it is the only writer of the catalog
-tables. State order within a run is pending → downloading → downloaded →
-processing → ready, or failed; an update that would move an item backwards,
-or that belongs to an older run, matches no row and changes nothing — which
-is what makes redelivered events harmless. Changes are announced on the
+tables. How an event changes an item is decided by the pure
+:mod:`prsnl_ingest.lifecycle`; this module only loads, stores and carries out
+the effects, in one transaction per event. Changes are announced on the
 ``prsnl_items`` NOTIFY channel for live listeners on every gateway replica.
 """
 
@@ -16,7 +15,7 @@ import hashlib
 import json
 import secrets
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,28 +24,25 @@ from asyncpg.pool import PoolConnectionProxy
 
 from prsnl_common.events import (
     CaptureOptions,
+    Event,
     FileOrphaned,
     ItemDeleted,
-    ItemFailed,
+    OrphanReason,
     Platform,
     ReplyTo,
-    RetryScheduled,
     Source,
     TranscodeRequested,
     UrlCaptured,
     VideoDownloaded,
-    VideoDownloadProgress,
-    VideoTranscoded,
-    VideoTranscodeProgress,
     new_event_id,
 )
 from prsnl_common.store import item_prefix
+from prsnl_ingest import lifecycle
+from prsnl_ingest.lifecycle import outputs_of
 from prsnl_ingest.outbox import enqueue
 
 ITEMS_CHANNEL = "prsnl_items"
 STATUSES = ("pending", "downloading", "downloaded", "processing", "ready", "failed")
-TERMINAL = ("ready", "failed")
-DEAD_LETTERED = "dead_lettered"
 
 
 class CatalogError(Exception):
@@ -266,13 +262,8 @@ async def retry_item(pool: asyncpg.Pool, owner_id: uuid.UUID, item_id: uuid.UUID
         row = await _lock_owned(connection, owner_id, item_id)
         if row["status"] != "failed":
             raise CatalogError("not_retryable", f"The item is {row['status']}, not failed.")
-        item = await connection.fetchrow(
-            "UPDATE items SET status = 'pending', run = run + 1, progress = NULL, "
-            "error_code = NULL, error_message = NULL, error_stage = NULL, "
-            "error_attempts = NULL, error_retryable = NULL, updated_at = now() "
-            "WHERE id = $1 RETURNING *",
-            item_id,
-        )
+        await _store(connection, item_id, lifecycle.restart(state_of(row)))
+        item = await connection.fetchrow("SELECT * FROM items WHERE id = $1", item_id)
         assert item is not None
         await enqueue(connection, url_captured(item))
         await _notify(connection, item_id, "status", status="pending", run=item["run"])
@@ -323,255 +314,107 @@ async def delete_item(pool: asyncpg.Pool, owner_id: uuid.UUID, item_id: uuid.UUI
         await _notify(connection, item_id, "deleted")
 
 
-async def _discard(connection: asyncpg.Connection | PoolConnectionProxy, event: ItemFailed) -> None:
-    """Hand the files a failed run no longer needs to the janitor, in this transaction."""
-    if not event.discard_keys:
-        return
-    current = await connection.fetchrow(
-        "SELECT status, run FROM items WHERE id = $1", event.item_id
-    )
-    if current is None or (current["status"], current["run"]) != ("failed", event.run):
-        return
-    await connection.execute(
-        "UPDATE items SET original_key = NULL WHERE id = $1 AND original_key = ANY($2::text[])",
-        event.item_id,
-        event.discard_keys,
-    )
-    for key in event.discard_keys:
-        await enqueue(
-            connection,
-            FileOrphaned(item_id=event.item_id, run=event.run, storage_key=key, reason="partial"),
-        )
-
-
 # --- pipeline events ------------------------------------------------------------------
 
 
-async def apply_download_progress(pool: asyncpg.Pool, event: VideoDownloadProgress) -> bool:
-    progress = {
-        "stage": "download",
-        "downloaded_bytes": event.downloaded_bytes,
-        "total_bytes": event.total_bytes,
-        "speed": event.speed,
-        "eta": event.eta,
-        "fraction": (
-            min(1.0, event.downloaded_bytes / event.total_bytes) if event.total_bytes else None
-        ),
-    }
-    return await _progress(
-        pool, event.item_id, event.run, "downloading", progress, ("pending", "downloading")
-    )
+async def apply_event(pool: asyncpg.Pool, event: Event) -> bool:
+    """Apply a pipeline event to its item through :mod:`prsnl_ingest.lifecycle`; True if it moved.
 
-
-async def apply_transcode_progress(pool: asyncpg.Pool, event: VideoTranscodeProgress) -> bool:
-    progress = {"stage": "process", "fraction": event.fraction, "profile": event.profile}
-    if event.profile:
-        # A re-transcode of a ready item: report progress, keep the status.
-        return await _progress(pool, event.item_id, event.run, "ready", progress, ("ready",))
-    return await _progress(
-        pool,
-        event.item_id,
-        event.run,
-        "processing",
-        progress,
-        ("pending", "downloading", "downloaded", "processing"),
-    )
-
-
-async def _progress(
-    pool: asyncpg.Pool,
-    item_id: uuid.UUID,
-    run: int,
-    status: str,
-    progress: dict[str, Any],
-    allowed_from: Sequence[str],
-) -> bool:
-    async with pool.acquire() as connection, connection.transaction():
-        updated = await connection.fetchval(
-            "UPDATE items SET status = $3, progress = $4, retry = NULL, updated_at = now() "
-            "WHERE id = $1 AND run = $2 AND status = ANY($5::text[]) RETURNING status",
-            item_id,
-            run,
-            status,
-            progress,
-            list(allowed_from),
-        )
-        if updated:
-            await _notify(connection, item_id, "progress", status=status, progress=progress)
-    return bool(updated)
-
-
-async def apply_retry_scheduled(pool: asyncpg.Pool, event: RetryScheduled) -> bool:
-    """Record that the item waits for another attempt; its status stays where it is."""
-    retry = {
-        "stage": event.stage,
-        "attempt": event.attempt,
-        "max_attempts": event.max_attempts,
-        "next_attempt_at": event.next_attempt_at.isoformat(),
-        "error_code": event.error_code,
-        "message": event.message,
-    }
-    async with pool.acquire() as connection, connection.transaction():
-        updated = await connection.fetchval(
-            "UPDATE items SET retry = $3, updated_at = now() WHERE id = $1 AND run = $2 "
-            "AND status <> ALL($4::text[]) AND $5::text IS NULL "
-            "AND (retry IS NULL OR (retry->>'attempt')::int <= $6) RETURNING id",
-            event.item_id,
-            event.run,
-            retry,
-            list(TERMINAL),
-            event.profile,
-            event.attempt,
-        )
-        if updated:
-            await _notify(connection, event.item_id, "retry", retry=retry)
-    return bool(updated)
-
-
-async def apply_downloaded(pool: asyncpg.Pool, event: VideoDownloaded) -> bool:
-    info = event.info
-    async with pool.acquire() as connection, connection.transaction():
-        updated = await connection.fetchval(
-            # The catalog consumes each event type from its own queue, so this may
-            # arrive after the transcoder already moved on: then only the facts are
-            # recorded and the status stays where it is.
-            "UPDATE items SET status = CASE WHEN status IN ('pending', 'downloading') "
-            "THEN 'downloaded' ELSE status END, "
-            "progress = CASE WHEN status IN ('pending', 'downloading') THEN NULL "
-            "ELSE progress END, retry = NULL, original_key = $3, "
-            "original_size = $4, title = coalesce($5, title), uploader = $6, "
-            "duration = coalesce(duration, $7), "
-            "webpage_url = $8, extractor = $9, upload_date = $10, description = $11, "
-            # yt-dlp's id names a site's video; for direct links it is only a file
-            # name, and it must never collide with another item of the owner.
-            "platform_video_id = CASE WHEN platform_video_id IS NULL "
-            "AND platform NOT IN ('direct', 'hls', 'other') AND NOT EXISTS (SELECT 1 "
-            "FROM items AS twin WHERE twin.owner_id = items.owner_id AND "
-            "twin.platform = items.platform AND twin.platform_video_id = $12) "
-            "THEN $12 ELSE platform_video_id END, updated_at = now() "
-            # A duplicate changes nothing; the facts still count when video.transcoded
-            # (another queue) came first and recorded only the original's key.
-            "WHERE id = $1 AND run = $2 AND status <> 'failed' "
-            "AND (original_key IS DISTINCT FROM $3 OR original_size IS NULL) RETURNING id",
-            event.item_id,
-            event.run,
-            event.original_key,
-            event.size,
-            info.title,
-            info.uploader,
-            info.duration,
-            info.webpage_url,
-            info.extractor,
-            info.upload_date,
-            info.description,
-            info.platform_video_id,
-        )
-        if updated:
-            await _notify(connection, event.item_id, "status", status="downloaded")
-    return bool(updated)
-
-
-async def apply_transcoded(pool: asyncpg.Pool, event: VideoTranscoded) -> bool:
-    thumbs = {str(width): key for width, key in event.thumbnail_keys.items()}
-    metadata = event.metadata.model_dump(mode="json")
+    The row is locked, the pure transition computed and stored, and its effects
+    (files for the janitor, the live notification) committed with it. Files an
+    event announces for an item that no longer exists (deleted while its work
+    was in flight) are handed to the janitor at once.
+    """
     async with pool.acquire() as connection, connection.transaction():
         row = await connection.fetchrow(
-            "SELECT status, run, video_key FROM items WHERE id = $1 FOR UPDATE", event.item_id
+            "SELECT * FROM items WHERE id = $1 FOR UPDATE", event.item_id
         )
-        if row is None or row["run"] != event.run:
+        if row is None:
+            await _orphan(connection, event, [(k, "unreferenced") for k in outputs_of(event)])
             return False
-        if event.profile is None and row["status"] in (
-            "pending",
-            "downloading",
-            "downloaded",
-            "processing",
-        ):
-            await connection.execute(
-                "UPDATE items SET status = 'ready', progress = NULL, retry = NULL, video_key = $2, "
-                "thumbnail_keys = $3, metadata = $4, action = $5, "
-                "original_key = coalesce(original_key, $7), "
-                "duration = coalesce($6, duration), ready_at = now(), updated_at = now() "
-                "WHERE id = $1",
-                event.item_id,
-                event.video_key,
-                thumbs,
-                metadata,
-                event.action,
-                event.metadata.duration,
-                event.original_key,
-            )
-        elif event.profile is not None and row["status"] == "ready":
-            await connection.execute(
-                "UPDATE items SET video_key = $2, thumbnail_keys = $3, metadata = $4, action = $5,"
-                " profile = $6, progress = NULL, error_code = NULL, error_message = NULL, "
-                "error_stage = NULL, requested_profile = CASE WHEN requested_profile = $6 "
-                "THEN NULL ELSE requested_profile END, updated_at = now() WHERE id = $1",
-                event.item_id,
-                event.video_key,
-                thumbs,
-                metadata,
-                event.action,
-                event.profile,
-            )
-            old = row["video_key"]
-            if old and old != event.video_key:
-                await enqueue(
-                    connection,
-                    FileOrphaned(
-                        item_id=event.item_id, run=event.run, storage_key=old, reason="superseded"
-                    ),
-                )
-        else:
+        transition = lifecycle.apply(state_of(row), event)
+        if not transition.changed:
             return False
-        await _notify(connection, event.item_id, "status", status="ready")
-    return True
+        await _store(connection, event.item_id, transition.state)
+        if isinstance(event, VideoDownloaded) and event.info.platform_video_id:
+            await _adopt_video_id(connection, event.item_id, event.info.platform_video_id)
+        await _orphan(connection, event, list(transition.orphaned))
+        if transition.notify is not None:
+            await _notify(connection, event.item_id, **transition.notify)
+    return transition.notify is not None
 
 
-async def apply_failed(pool: asyncpg.Pool, event: ItemFailed) -> bool:
-    async with pool.acquire() as connection, connection.transaction():
-        if event.profile is not None:
-            # A failed re-transcode: the item keeps its playable video; record why.
-            updated = await connection.fetchval(
-                "UPDATE items SET error_code = $3, error_message = $4, error_stage = $5, "
-                "error_attempts = $6, error_retryable = $7, progress = NULL, "
-                "requested_profile = NULL, updated_at = now() "
-                "WHERE id = $1 AND run = $2 AND status = 'ready' RETURNING id",
-                event.item_id,
-                event.run,
-                event.error_code,
-                event.message,
-                event.stage,
-                event.attempts,
-                event.retryable,
-            )
-            status = "ready"
-        else:
-            updated = await connection.fetchval(
-                "UPDATE items SET status = 'failed', progress = NULL, retry = NULL, "
-                "error_code = $3, error_message = $4, error_stage = $5, error_attempts = $6, "
-                "error_retryable = $7, updated_at = now() "
-                "WHERE id = $1 AND run = $2 AND (status <> ALL($8::text[]) "
-                # The real reason wins over the dead-letter notice, whichever came first.
-                "OR (status = 'failed' AND error_code = $9 AND $3 <> $9)) RETURNING id",
-                event.item_id,
-                event.run,
-                event.error_code,
-                event.message,
-                event.stage,
-                event.attempts,
-                event.retryable,
-                list(TERMINAL),
-                DEAD_LETTERED,
-            )
-            status = "failed"
-            await _discard(connection, event)
-        if updated:
-            await _notify(
-                connection,
-                event.item_id,
-                "status",
-                status=status,
-                error_code=event.error_code,
-                message=event.message,
-            )
-    return bool(updated)
+def state_of(row: asyncpg.Record) -> lifecycle.ItemState:
+    """The lifecycle state stored in an item row."""
+    values = {name: row[name] for name in lifecycle.FIELDS if name != "error"}
+    values["thumbnail_keys"] = row["thumbnail_keys"] or {}
+    error = None
+    if row["error_code"]:
+        error = lifecycle.Failure(
+            row["error_code"],
+            row["error_message"] or "",
+            row["error_stage"] or "",
+            row["error_attempts"] or 1,
+            bool(row["error_retryable"]),
+        )
+    return lifecycle.ItemState(**values, error=error)
+
+
+_STORED = [name for name in lifecycle.FIELDS if name != "error"]
+_ERROR_COLUMNS = ["error_code", "error_message", "error_stage", "error_attempts", "error_retryable"]
+_ASSIGNMENTS = ", ".join(
+    f"{name} = ${index}" for index, name in enumerate([*_STORED, *_ERROR_COLUMNS], start=2)
+)
+
+
+async def _store(
+    connection: asyncpg.Connection | PoolConnectionProxy,
+    item_id: uuid.UUID,
+    state: lifecycle.ItemState,
+) -> None:
+    error = state.error
+    error_values = (
+        [error.code, error.message, error.stage, error.attempts, error.retryable]
+        if error
+        else [None] * len(_ERROR_COLUMNS)
+    )
+    values = [_column_value(getattr(state, name)) for name in _STORED]
+    await connection.execute(
+        f"UPDATE items SET {_ASSIGNMENTS}, updated_at = now(), "  # noqa: S608 - fixed names
+        "ready_at = CASE WHEN status <> 'ready' AND $2 = 'ready' THEN now() ELSE ready_at END "
+        "WHERE id = $1",
+        item_id,
+        *values,
+        *error_values,
+    )
+
+
+def _column_value(value: Any) -> Any:
+    return dict(value) if isinstance(value, Mapping) else value
+
+
+async def _adopt_video_id(
+    connection: asyncpg.Connection | PoolConnectionProxy, item_id: uuid.UUID, video_id: str
+) -> None:
+    """yt-dlp's id names a site's video; for direct links it is only a file name, and it
+    must never collide with another item of the owner."""
+    await connection.execute(
+        "UPDATE items SET platform_video_id = $2 WHERE id = $1 AND platform_video_id IS NULL "
+        "AND platform NOT IN ('direct', 'hls', 'other') AND NOT EXISTS (SELECT 1 FROM items "
+        "AS twin WHERE twin.owner_id = items.owner_id AND twin.platform = items.platform "
+        "AND twin.platform_video_id = $2)",
+        item_id,
+        video_id,
+    )
+
+
+async def _orphan(
+    connection: asyncpg.Connection | PoolConnectionProxy,
+    event: Event,
+    files: list[tuple[str, OrphanReason]],
+) -> None:
+    for key, reason in files:
+        await enqueue(
+            connection,
+            FileOrphaned(item_id=event.item_id, run=event.run, storage_key=key, reason=reason),
+        )

@@ -13,6 +13,7 @@ import json
 import logging
 import time
 import uuid
+from typing import Any
 
 import asyncpg
 from faststream import AckPolicy
@@ -30,6 +31,7 @@ from prsnl_common.events import (
     VideoTranscodeProgress,
 )
 from prsnl_ingest import catalog, metrics
+from prsnl_ingest.lifecycle import DEAD_LETTERED
 
 SERVICE = "ingest"
 logger = logging.getLogger(__name__)
@@ -64,7 +66,7 @@ def subscribe_catalog(
     )
     async def on_video_download_progress(event: VideoDownloadProgress) -> None:
         if throttle.allow(event.item_id):
-            await catalog.apply_download_progress(pool, event)
+            await catalog.apply_event(pool, event)
 
     @broker.subscriber(
         topology.stage_queue(SERVICE, VideoTranscodeProgress),
@@ -73,17 +75,17 @@ def subscribe_catalog(
     )
     async def on_video_transcode_progress(event: VideoTranscodeProgress) -> None:
         if throttle.allow(event.item_id):
-            await catalog.apply_transcode_progress(pool, event)
+            await catalog.apply_event(pool, event)
 
     async def on_video_downloaded(event: VideoDownloaded, job: Job[VideoDownloaded]) -> None:
-        await catalog.apply_downloaded(pool, event)
+        await catalog.apply_event(pool, event)
 
     async def on_video_transcoded(event: VideoTranscoded, job: Job[VideoTranscoded]) -> None:
-        if await catalog.apply_transcoded(pool, event) and event.profile is None:
+        if await catalog.apply_event(pool, event) and event.profile is None:
             metrics.OUTCOMES.labels(status="ready", code="").inc()
 
     async def on_item_failed(event: ItemFailed, job: Job[ItemFailed]) -> None:
-        if await catalog.apply_failed(pool, event):
+        if await catalog.apply_event(pool, event):
             metrics.OUTCOMES.labels(status="failed", code=event.error_code).inc()
 
     # A database outage is retried with the shared back-off instead of a hot
@@ -106,7 +108,7 @@ def subscribe_catalog(
     )
 
     async def on_retry_scheduled(event: RetryScheduled, job: Job[RetryScheduled]) -> None:
-        await catalog.apply_retry_scheduled(pool, event)
+        await catalog.apply_event(pool, event)
 
     # A failure (or a retry notice) that cannot be recorded is not announced as a failure.
     subscribe_stage(
@@ -134,32 +136,44 @@ def subscribe_catalog(
         topology.dead_lettered_queue(), topology.dead_letter, ack_policy=AckPolicy.NACK_ON_ERROR
     )
     async def on_dead_lettered(message: RabbitMessage) -> None:
-        headers = message.headers or {}
-        try:
-            payload = json.loads(message.body)
-            item_id = uuid.UUID(payload["item_id"])
-            run = int(payload.get("run", 1))
-        except (ValueError, KeyError, TypeError):
-            logger.error(
-                "dead-lettered message without an item id (queue %s)",
-                headers.get("x-first-death-queue"),
-            )
+        failed = dead_letter_notice(message.body, message.headers or {})
+        if failed is None:
             return
-        queue = headers.get("x-first-death-queue", "a stage queue")
-        reason = headers.get("x-first-death-reason", "rejected")
-        failed = ItemFailed(
-            item_id=item_id,
-            run=run,
-            stage="catalog",
-            error_code=catalog.DEAD_LETTERED,
-            message=f"The message was dead-lettered from {queue} ({reason}); "
-            "an operator can replay it from the stage's DLQ.",
-            retryable=True,
-        )
         try:
-            if await catalog.apply_failed(pool, failed):
-                metrics.OUTCOMES.labels(status="failed", code=catalog.DEAD_LETTERED).inc()
+            if await catalog.apply_event(pool, failed):
+                metrics.OUTCOMES.labels(status="failed", code=DEAD_LETTERED).inc()
         except Exception:
             # The catalog is unreachable: hand the notice back, without spinning.
             await asyncio.sleep(1.0)
             raise
+
+
+def dead_letter_notice(body: bytes, headers: dict[str, Any]) -> ItemFailed | None:
+    """The ``item.failed`` that marks a dead-lettered message's item; None without an item.
+
+    A dead-lettered re-transcode request carries its profile, so the item keeps
+    the video it serves and only the request is reported failed.
+    """
+    try:
+        payload = json.loads(body)
+        item_id = uuid.UUID(payload["item_id"])
+        run = int(payload.get("run", 1))
+        profile = payload.get("profile")
+    except (ValueError, KeyError, TypeError, AttributeError):
+        logger.error(
+            "dead-lettered message without an item id (queue %s)",
+            headers.get("x-first-death-queue"),
+        )
+        return None
+    queue = headers.get("x-first-death-queue", "a stage queue")
+    reason = headers.get("x-first-death-reason", "rejected")
+    return ItemFailed(
+        item_id=item_id,
+        run=run,
+        stage="catalog",
+        error_code=DEAD_LETTERED,
+        message=f"The message was dead-lettered from {queue} ({reason}); "
+        "an operator can replay it from the stage's DLQ.",
+        retryable=True,
+        profile=profile if isinstance(profile, str) else None,
+    )
