@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import settings
 
 from tests.support.clips import make_clip
 from tests.support.media_server import MediaServer
+
+# Property tests explore the same examples on every run (and keep no example database), so
+# the suite passes or fails the same way run after run; explore freely with
+# HYPOTHESIS_PROFILE=explore.
+settings.register_profile("repeatable", derandomize=True, database=None)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 
 # Outside every allow-list the tests use (they open 127.0.0.1 only): a request that
 # reaches this address went around the address guard.

@@ -74,48 +74,66 @@ def dead_letter_copy(event: Event, queue: str) -> Event:
 
 
 @dataclass(frozen=True)
-class History:
-    """The events one run produces, in the order they happened."""
+class Recipe:
+    """What happens in one run; the events are built from it outside the strategy.
 
-    events: tuple[Event, ...]
+    (Event ids are UUIDv7, drawn from the random module, which strategies must not use.)
+    """
+
+    run: int
+    retries: int
+    downloads: int
+    outcome: str
+    permanent: bool
+    fractions: tuple[float, ...]
+    dead_letter: bool
 
 
 @st.composite
-def run_history(draw: st.DrawFn, run: int) -> History:
+def run_recipe(draw: st.DrawFn, run: int) -> Recipe:
     """A run: progress, retries, then ready, or a failure at the download or the process."""
+    return Recipe(
+        run=run,
+        retries=draw(st.integers(0, 2)),
+        downloads=draw(st.integers(0, 3)),
+        outcome=draw(st.sampled_from(["ready", "download_failed", "process_failed"])),
+        permanent=draw(st.booleans()),
+        fractions=tuple(draw(st.lists(st.floats(0, 1), max_size=3))),
+        dead_letter=draw(st.booleans()),
+    )
+
+
+def history(recipe: Recipe) -> list[Event]:
+    """The events the services publish for ``recipe``, in the order they happen."""
+    run = recipe.run
     captured_event = captured(run)
     events: list[Event] = []
-    downloads = draw(st.integers(0, 3))
-    for attempt in range(1, draw(st.integers(0, 2)) + 1):
+    for attempt in range(1, recipe.retries + 1):
         error = TransientError("network_error", f"reset {attempt}")
         events.append(retry_notice(captured_event, "download", error, attempt, 5, 2.0))
     events += [
         VideoDownloadProgress(item_id=ITEM, run=run, downloaded_bytes=100 * i, total_bytes=400)
-        for i in range(1, downloads + 1)
+        for i in range(1, recipe.downloads + 1)
     ]
-    outcome = draw(st.sampled_from(["ready", "download_failed", "process_failed"]))
-    if outcome == "download_failed":
-        permanent = draw(st.booleans())
-        error = (PermanentError if permanent else TransientError)("source_forbidden", "403")
-        failed = failure_event(captured_event, "download", error, 5, [])
-        events.append(failed)
-        if not permanent:
+    if recipe.outcome == "download_failed":
+        kind = PermanentError if recipe.permanent else TransientError
+        events.append(
+            failure_event(captured_event, "download", kind("source_forbidden", "403"), 5, [])
+        )
+        if not recipe.permanent:  # an exhausted transient failure is also dead-lettered
             events.append(dead_letter_copy(captured_event, "downloader.url-captured"))
-        return History(tuple(events))
+        return events
     download = downloaded(run)
     events.append(download)
-    events += [
-        VideoTranscodeProgress(item_id=ITEM, run=run, fraction=f)
-        for f in draw(st.lists(st.floats(0, 1), max_size=3))
-    ]
-    if outcome == "process_failed":
+    events += [VideoTranscodeProgress(item_id=ITEM, run=run, fraction=f) for f in recipe.fractions]
+    if recipe.outcome == "process_failed":
         error = TransientError("processing_failed", "ffmpeg exited 1")
         events.append(failure_event(download, "process", error, 5, [download.original_key]))
-        if draw(st.booleans()):
+        if recipe.dead_letter:
             events.append(dead_letter_copy(download, "transcoder.video-downloaded"))
-        return History(tuple(events))
+        return events
     events.append(transcoded(download))
-    return History(tuple(events))
+    return events
 
 
 def replay(state: ItemState, events: Sequence[Event]) -> tuple[ItemState, set[str]]:
@@ -141,13 +159,14 @@ shuffles = st.randoms(use_true_random=False)
 
 
 @settings(max_examples=300, deadline=None)
-@given(history=run_history(1), random=shuffles, duplicates=st.integers(0, 4))
+@given(recipe=run_recipe(1), random=shuffles, duplicates=st.integers(0, 4))
 def test_any_order_with_duplicates_ends_as_in_order(
-    history: History, random: object, duplicates: int
+    recipe: Recipe, random: object, duplicates: int
 ) -> None:
-    expected, expected_orphans = replay(ItemState(), history.events)
-    delivered = list(history.events)
-    delivered += [random.choice(history.events) for _ in range(duplicates)]  # type: ignore[attr-defined]
+    events = history(recipe)
+    expected, expected_orphans = replay(ItemState(), events)
+    delivered = list(events)
+    delivered += [random.choice(events) for _ in range(duplicates)]  # type: ignore[attr-defined]
     random.shuffle(delivered)  # type: ignore[attr-defined]
     final, orphans = replay(ItemState(), delivered)
     assert final == expected
@@ -158,15 +177,15 @@ def test_any_order_with_duplicates_ends_as_in_order(
 
 
 @settings(max_examples=200, deadline=None)
-@given(first=run_history(1), second=run_history(2), random=shuffles)
+@given(first=run_recipe(1), second=run_recipe(2), random=shuffles)
 def test_events_of_an_abandoned_run_change_nothing(
-    first: History, second: History, random: object
+    first: Recipe, second: Recipe, random: object
 ) -> None:
     """A retried item (run 2) ignores whatever run 1 still delivers, in any interleaving."""
-    after_first, _ = replay(ItemState(), first.events)
-    retried = restart(after_first)
-    expected, _ = replay(retried, second.events)
-    mixed = [*first.events, *second.events]
+    old, new = history(first), history(second)
+    retried = restart(replay(ItemState(), old)[0])
+    expected, _ = replay(retried, new)
+    mixed = [*old, *new]
     random.shuffle(mixed)  # type: ignore[attr-defined]
     final, _ = replay(retried, mixed)
     assert final == expected
