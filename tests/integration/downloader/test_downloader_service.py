@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from pathlib import Path
 
@@ -183,26 +184,36 @@ async def test_too_little_free_disk_waits_without_touching_anything(
     assert media_server.requests == []
 
 
-async def test_a_redelivery_after_a_crash_starts_from_a_clean_scratch_directory(
+async def test_two_deliveries_of_one_message_never_share_or_wipe_a_scratch_folder(
     pool: DownloadPool,
     media_server: MediaServer,
     media_root: Path,
     store: LocalMediaStore,
     common: CommonSettings,
 ) -> None:
+    """A redelivery while (or after) another delivery works: each has its own scratch.
+
+    The other delivery's files are left alone (a crash's left-overs go with the
+    janitor's scratch TTL), and both deliveries store the same original.
+    """
     event = captured(media_server.url("/files/clip.mp4"))
-    # What a killed worker leaves behind: a partial download under the item's scratch name.
-    leftover = store.scratch(f"download-{event.item_id}")
-    (leftover / "original.mp4.part").write_bytes(b"\0" * 1000)
-    (leftover / "original.webm").write_bytes(b"not the video")
-    await download_video(
-        event,
-        Job(event, 2, 5, Collector()),
-        pool=pool,
-        store=store,
-        settings=settings(),
-        common=common,
-    )
+    other = store.scratch(f"download-{event.item_id}-otherdelivery")
+    (other / "original.mp4.part").write_bytes(b"\0" * 1000)
+    (other / "original.webm").write_bytes(b"not the video")
+
+    async def deliver() -> None:
+        await download_video(
+            event,
+            Job(event, 2, 5, Collector()),
+            pool=pool,
+            store=store,
+            settings=settings(),
+            common=common,
+        )
+
+    await asyncio.gather(deliver(), deliver())
     key = f"items/{event.item_id}/original.mp4"
     assert store.path(key).read_bytes() == (media_root / "clip.mp4").read_bytes()
-    assert every_file(store) == ["items", f"items/{event.item_id}", key, "tmp"]
+    assert sorted(p.name for p in other.iterdir()) == ["original.mp4.part", "original.webm"]
+    scratch = [p.name for p in (store.root / "tmp").iterdir()]
+    assert scratch == [other.name], "each delivery removed only its own scratch"

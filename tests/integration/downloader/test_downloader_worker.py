@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from prsnl_common.broker import EventPublisher, Topology, create_broker
-from prsnl_common.events import UrlCaptured, VideoDownloaded, VideoDownloadProgress
+from prsnl_common.events import ItemDeleted, UrlCaptured, VideoDownloaded, VideoDownloadProgress
 from prsnl_common.settings import CommonSettings
 from prsnl_downloader.app import make_setup
 from prsnl_downloader.settings import DownloaderSettings
@@ -100,3 +100,35 @@ async def test_an_ordinary_clip_finishes_while_a_slow_one_is_still_downloading(
     await seen.until(lambda: fast.item_id in seen.downloaded)
     assert slow.item_id not in seen.downloaded, "the slow download is still running"
     await seen.until(lambda: slow.item_id in seen.downloaded)
+
+
+async def test_a_delete_stops_the_download_in_flight_and_later_deliveries_touch_nothing(
+    worker: tuple[EventPublisher, Seen], media_server: MediaServer, common: CommonSettings
+) -> None:
+    publisher, seen = worker
+    doomed = captured(media_server.url("/slow/clip.mp4?rate=16384&doomed=1"))
+    await publisher.publish(doomed)
+    await seen.until(lambda: doomed.item_id in seen.progress)
+    await publisher.publish(ItemDeleted(item_id=doomed.item_id))
+    scratch = common.media_root / "tmp"
+
+    def stopped() -> bool:
+        return not any(str(doomed.item_id) in p.name for p in scratch.iterdir())
+
+    await until(stopped)
+    # A redelivery (a retry, a replay) for the deleted item never reaches the source.
+    media_server.reset_counters()
+    await publisher.publish(doomed)
+    ordinary = captured(media_server.url("/files/clip.mp4?after-delete=1"))
+    await publisher.publish(ordinary)
+    await seen.until(lambda: ordinary.item_id in seen.downloaded)
+    assert doomed.item_id not in seen.downloaded
+    assert not [r for r in media_server.requests if "doomed" in r.path]
+    assert not (common.media_root / "items" / str(doomed.item_id)).exists()
+
+
+async def until(check, within: float = 30.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = asyncio.get_running_loop().time() + within
+    while not check():
+        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.05)

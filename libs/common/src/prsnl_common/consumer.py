@@ -28,6 +28,7 @@ from faststream.rabbit import Channel, RabbitBroker
 from faststream.rabbit.annotations import RabbitMessage
 
 from prsnl_common.broker import ATTEMPT_HEADER, TIER_HEADER, EventPublisher, Topology
+from prsnl_common.deletions import Deletions, deletions_of
 from prsnl_common.errors import PermanentError, PipelineError, TransientError
 from prsnl_common.events import Event, ItemFailed, RetryScheduled, Stage, utcnow
 
@@ -63,6 +64,7 @@ def subscribe_stage(
     concurrency: int = 1,
     discard_on_failure: Callable[[E], list[str]] | None = None,
     report_failures: bool = True,
+    stop_on_delete: bool = False,
 ) -> None:
     """Bind ``handler`` to ``<ns>.<service>.<event>`` under the policy above.
 
@@ -71,7 +73,11 @@ def subscribe_stage(
     travel in ``item.failed`` so the catalog can hand them to the janitor.
     ``report_failures=False`` gives up without publishing ``item.failed`` (for
     the subscriber of ``item.failed`` itself, which must not feed its own queue).
+    ``stop_on_delete`` cancels a job whose item is deleted meanwhile and drops
+    later deliveries for it (see :mod:`prsnl_common.deletions`).
     """
+    if stop_on_delete:
+        handler = _stoppable(handler, deletions_of(broker, topology, service))
 
     def failed(event: E, error: PipelineError, attempt: int) -> ItemFailed:
         discard = discard_on_failure(event) if discard_on_failure else []
@@ -98,6 +104,9 @@ def subscribe_stage(
         log = {"item_id": str(event.item_id), "attempt": attempt, "stage": stage}
         try:
             await handler(event, job)
+        except ItemGone:
+            logger.info("the item was deleted; its work stopped", extra=log)
+            await message.ack()
         except PermanentError as error:
             logger.warning("permanent failure %s: %s", error.code, error.message, extra=log)
             if report_failures:
@@ -153,6 +162,27 @@ def subscribe_stage(
         ack_policy=AckPolicy.REJECT_ON_ERROR,
         channel=Channel(prefetch_count=concurrency, on_return_raises=True),
     )(on_event)
+
+
+class ItemGone(Exception):
+    """The item was deleted: the job stopped (or never started) and nothing is reported."""
+
+
+def _stoppable(handler: Handler[E], deletions: Deletions) -> Handler[E]:
+    async def run(event: E, job: Job[E]) -> None:
+        if deletions.is_deleted(event.item_id):
+            raise ItemGone
+        try:
+            with deletions.job(event.item_id):
+                await handler(event, job)
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if not deletions.is_deleted(event.item_id) or task is None:
+                raise
+            task.uncancel()  # our own cancellation: the delivery goes on to be acknowledged
+            raise ItemGone from None
+
+    return run
 
 
 def failure_event(

@@ -54,6 +54,7 @@ def make_setup(settings: DownloaderSettings) -> Setup:
                 event_type=UrlCaptured,
                 handler=on_url_captured,
                 concurrency=settings.concurrency,
+                stop_on_delete=True,
             )
             yield
         finally:

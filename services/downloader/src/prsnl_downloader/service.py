@@ -6,6 +6,7 @@ import asyncio
 import ipaddress
 import logging
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Iterable
 
 from opentelemetry import trace
@@ -48,9 +49,9 @@ async def download_video(
     Raises a :class:`~prsnl_common.errors.PipelineError` when the download
     fails; the consumer policy retries transient ones and fails the item on
     permanent ones. Returns only after ``video.downloaded`` is confirmed, since
-    the message is acknowledged after that. The scratch directory is named
-    after the item, so a redelivery after a crash starts clean, and it is
-    removed on every way out: no partial file survives a failure.
+    the message is acknowledged after that. The scratch directory belongs to
+    this delivery and is removed on every way out: no partial file survives a
+    failure (a crash's left-overs are swept by the janitor's scratch TTL).
     """
     log = {"item_id": str(event.item_id), "attempt": job.attempt, "platform": event.platform}
     started = time.monotonic()
@@ -65,8 +66,10 @@ async def download_video(
                 f"Only {format_bytes(free)} free in the media store; downloads wait until "
                 f"{format_bytes(settings.min_free_bytes)} are free.",
             )
-        scratch = f"download-{event.item_id}"
-        workdir = store.scratch(scratch)
+        # Per delivery: two deliveries of one message (a replay, a redelivery) never
+        # share, or wipe, each other's files.
+        scratch = f"download-{event.item_id}-{uuid.uuid4().hex[:12]}"
+        workdir = await asyncio.to_thread(store.scratch, scratch)
         progress = ProgressPublisher(job.publish, event)
         try:
             request = DownloadRequest(
@@ -90,14 +93,15 @@ async def download_video(
                 span.set_attribute("prsnl.bytes", result.size)
             for warning in result.warnings:
                 logger.info("yt-dlp warning: %s", warning, extra=log)
-            stored = store.put_file(original_key(event.item_id, result.extension), result.path)
+            key = original_key(event.item_id, result.extension)
+            stored = await asyncio.to_thread(store.put_file, key, result.path)
             # Progress first, so no late progress event follows the one that says "done".
             await progress.flush(PROGRESS_FLUSH_SECONDS)
             await job.publish(downloaded_event(event, stored.key, stored.size, result.info))
             outcome, stored_size = OUTCOME_OK, stored.size
         finally:
             progress.cancel()
-            store.discard_scratch(scratch)
+            await asyncio.to_thread(store.discard_scratch, scratch)
         logger.info(
             "downloaded %s (%s) in %.1f s",
             stored.key,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import shutil
 import time
@@ -21,11 +22,17 @@ FREE_BYTES = Gauge("prsnl_storage_free_bytes", "Free bytes on the media store's 
 
 async def remove_deleted_item(event: ItemDeleted, store: LocalMediaStore) -> int:
     """S1: the item left the catalog; remove its keys and its whole folder."""
+    # File work runs off the event loop: a large folder takes a while to remove.
+    removed = await asyncio.to_thread(_remove_all, store, event)
+    FILES_REMOVED.labels(reason="item-deleted").inc(removed)
+    logger.info("removed %d files of deleted item", removed, extra={"item_id": str(event.item_id)})
+    return removed
+
+
+def _remove_all(store: LocalMediaStore, event: ItemDeleted) -> int:
     removed = sum(1 for key in event.storage_keys if store.delete(key))
     if event.prefix:
         removed += store.delete_prefix(event.prefix)
-    FILES_REMOVED.labels(reason="item-deleted").inc(removed)
-    logger.info("removed %d files of deleted item", removed, extra={"item_id": str(event.item_id)})
     return removed
 
 
@@ -48,7 +55,7 @@ async def remove_orphan(event: FileOrphaned, store: LocalMediaStore, pool: async
     if referenced:
         logger.info("orphan %s is referenced again; kept", event.storage_key)
         return False
-    removed = store.delete(event.storage_key)
+    removed = await asyncio.to_thread(store.delete, event.storage_key)
     if removed:
         FILES_REMOVED.labels(reason=event.reason).inc()
     return removed

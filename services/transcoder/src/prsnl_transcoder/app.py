@@ -40,6 +40,7 @@ def make_setup(settings: TranscoderSettings, common: CommonSettings) -> Any:
             event_type=VideoDownloaded,
             handler=on_video_downloaded,
             concurrency=settings.concurrency,
+            stop_on_delete=True,
             # A first processing that gives up leaves nothing worth keeping.
             discard_on_failure=lambda event: [event.original_key],
         )
@@ -51,6 +52,7 @@ def make_setup(settings: TranscoderSettings, common: CommonSettings) -> Any:
             event_type=TranscodeRequested,
             handler=on_transcode_requested,
             concurrency=settings.concurrency,
+            stop_on_delete=True,
         )
         yield
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
@@ -102,8 +104,9 @@ async def process_video(
         raise PermanentError("source_missing", f"{event.original_key} is not in the media store")
 
     started = time.monotonic()
-    scratch_name = f"transcode-{event.item_id}-{profile_name or 'default'}"
-    scratch = store.scratch(scratch_name)
+    # Per delivery: two deliveries of one message never share, or wipe, a scratch folder.
+    scratch_name = f"transcode-{event.item_id}-{profile_name or 'default'}-{uuid.uuid4().hex[:12]}"
+    scratch = await asyncio.to_thread(store.scratch, scratch_name)
     action = "unknown"
     try:
         with tracer.start_as_current_span(
@@ -148,10 +151,10 @@ async def process_video(
                     video_index=thumb_probe.video_index,
                 )
                 for width, path in paths.items():
-                    thumbnails[width] = store.put_file(
-                        thumbnail_key(event.item_id, width, profile_name), path
-                    ).key
-            stored = store.put_file(video_key(event.item_id, profile_name), output)
+                    key = thumbnail_key(event.item_id, width, profile_name)
+                    thumbnails[width] = (await asyncio.to_thread(store.put_file, key, path)).key
+            target = video_key(event.item_id, profile_name)
+            stored = await asyncio.to_thread(store.put_file, target, output)
         transcoded = transcoded_event(
             event, stored.key, thumbnails, metadata_of(result), plan.action, profile_name
         )
@@ -164,7 +167,7 @@ async def process_video(
         OUTCOMES.labels(code=error.code).inc()
         raise
     finally:
-        store.discard_scratch(scratch_name)
+        await asyncio.to_thread(store.discard_scratch, scratch_name)
 
 
 def transcoded_event(
