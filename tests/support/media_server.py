@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import email.utils
 import re
+import signal
 import socket
 import sys
 import threading
@@ -549,6 +550,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if not args.root.is_dir():
         parser.error(f"--root {args.root} is not a directory")
+    # Started from a background job, the shell hands us SIGINT ignored, and Python then
+    # installs no KeyboardInterrupt handler: take Ctrl-C (and SIGTERM) back explicitly.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     server = MediaServer(args.root, host=args.host, port=args.port).start()
     print(f"serving {args.root.resolve()} at {server.base_url} (Ctrl-C to stop)", flush=True)
     try:

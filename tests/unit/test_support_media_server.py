@@ -513,13 +513,20 @@ def test_cli_help() -> None:
     assert "--port" in result.stdout
 
 
-def test_cli_serves_until_interrupted(media_root: Path) -> None:
+def _ignoring_sigint() -> None:
+    """What a shell does to a background job's children: SIGINT ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@pytest.mark.parametrize("background", [False, True], ids=["foreground", "background-job"])
+def test_cli_serves_until_interrupted(media_root: Path, background: bool) -> None:
     proc = subprocess.Popen(
         [sys.executable, "-m", "tests.support.media_server", "--root", str(media_root)],
         cwd=_REPO_ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=_ignoring_sigint if background else None,  # noqa: PLW1509 - test only
     )
     try:
         assert proc.stdout is not None
