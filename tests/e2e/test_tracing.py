@@ -36,12 +36,19 @@ def test_a_capture_is_one_trace_across_the_services(
     def spans_of_trace() -> list:  # type: ignore[type-arg]
         return [s for s in traces.spans if s.trace_id == trace_id]
 
+    def roots() -> list:  # type: ignore[type-arg]
+        spans = spans_of_trace()
+        ids = {s.span_id for s in spans}
+        return [s for s in spans if s.parent_span_id not in ids]
+
     def complete() -> bool:
         names = [s.name for s in spans_of_trace()]
         return all(any(n.endswith(f) for n in names) for f in finishing)
 
-    deadline = time.monotonic() + 20
-    while not complete() and time.monotonic() < deadline:
+    # Each service exports in its own batches, so a parent may arrive after its children:
+    # wait until every span's parent is in (one root), not only until the last one is.
+    deadline = time.monotonic() + 30
+    while not (complete() and len(roots()) == 1) and time.monotonic() < deadline:
         time.sleep(0.2)
     spans = spans_of_trace()
     assert expected <= {s.service for s in spans}, sorted((s.service, s.name) for s in spans)
@@ -50,6 +57,4 @@ def test_a_capture_is_one_trace_across_the_services(
     assert complete(), sorted({(s.service, s.name) for s in spans})
     assert any(s.service == "downloader" and s.name == "yt-dlp download" for s in spans)
     # Every span but the root has its parent in the same trace.
-    ids = {s.span_id for s in spans}
-    roots = [s for s in spans if s.parent_span_id not in ids]
-    assert len(roots) == 1, [(s.service, s.name) for s in roots]
+    assert len(roots()) == 1, [(s.service, s.name) for s in roots()]

@@ -111,6 +111,14 @@ class _HTTPServer(ThreadingHTTPServer):
         self.media = media
         super().__init__(address, _Handler)
 
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        """Count the connections being handled right now (tests wait for them to end)."""
+        self.media._count_active(1)
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.media._count_active(-1)
+
     def get_request(self) -> tuple[socket.socket, Any]:
         """Count every accepted connection, even one that never sends a request line."""
         connection = super().get_request()
@@ -442,6 +450,7 @@ class MediaServer:
         self._lock = threading.Lock()
         self._requests: list[LoggedRequest] = []
         self._connections: list[Any] = []
+        self._active = 0
         self._flaky: dict[str, int] = {}
         self._stopping = threading.Event()
 
@@ -521,6 +530,16 @@ class MediaServer:
             self._flaky.clear()
             self._requests.clear()
             self._connections.clear()
+
+    @property
+    def active_connections(self) -> int:
+        """Connections this server is handling at the moment."""
+        with self._lock:
+            return self._active
+
+    def _count_active(self, change: int) -> None:
+        with self._lock:
+            self._active += change
 
     def _count_connection(self, peer: Any) -> None:
         with self._lock:
