@@ -24,6 +24,7 @@ from types import TracebackType
 
 from prsnl_common.errors import PermanentError, TransientError
 from prsnl_common.netguard import AllowRule
+from prsnl_common.watchdog import Verdict, Watchdog
 from prsnl_downloader.protocol import (
     ChildMessage,
     ChildReady,
@@ -291,64 +292,61 @@ class DownloadPool:
         self, child: _Child, request: DownloadRequest, on_progress: ProgressCallback | None
     ) -> DownloadResult | DownloadFailure:
         loop = asyncio.get_running_loop()
-        started = loop.time()
-        deadline = started + self.job_timeout
-        last_change = started
-        mark_bytes: int | None = None
-        latest_bytes = 0
         # Progress is at least one byte, and at least the minimum rate over the stall window.
-        window_bytes = max(1, int(self.min_rate * self.stall_seconds))
+        watch = Watchdog(
+            limit=self.job_timeout,
+            stall=self.stall_seconds,
+            min_progress=self.min_rate * self.stall_seconds,
+            clock=loop.time,
+        )
         disk_limit = request.max_bytes
-        next_disk_check = started + DISK_CHECK_INTERVAL
+        next_disk_check = watch.started + DISK_CHECK_INTERVAL
         try:
             child.send(request)
             while True:
-                now = loop.time()
-                if now >= deadline:
+                verdict = watch.verdict()
+                if verdict is not None:
                     await child.reap()
-                    raise TransientError(
-                        "download_timeout",
-                        f"The download took longer than its {self.job_timeout:g} s limit "
-                        "and was stopped.",
-                    )
-                if now - last_change >= self.stall_seconds:
-                    await child.reap()
-                    raise self._stalled(latest_bytes > (mark_bytes or 0))
-                if now >= next_disk_check:
-                    on_disk = bytes_on_disk(request.workdir)
-                    if on_disk > disk_limit:
-                        await child.reap()
-                        raise PermanentError(
-                            "too_large",
-                            f"The download holds {format_bytes(on_disk)} on disk, over the size "
-                            f"limit of {format_bytes(request.max_bytes)}.",
-                        )
-                    next_disk_check = now + DISK_CHECK_INTERVAL
-                wait = min(deadline, last_change + self.stall_seconds, next_disk_check) - now
+                    raise self._ended(verdict)
+                if loop.time() >= next_disk_check:
+                    await self._check_disk(child, request, disk_limit)
+                    next_disk_check = loop.time() + DISK_CHECK_INTERVAL
+                wait = min(watch.next_check(), next_disk_check - loop.time())
                 message = await child.receive(max(wait, 0.0))
                 if isinstance(message, DownloadResult | DownloadFailure):
                     return message
                 if isinstance(message, DownloadProgress):
-                    latest_bytes = message.downloaded_bytes
-                    moved = latest_bytes - (mark_bytes or 0)
-                    # A smaller count is the next file of the job (video, then audio).
-                    if mark_bytes is None or moved >= window_bytes or moved < 0:
-                        mark_bytes = message.downloaded_bytes
-                        last_change = loop.time()
+                    watch.progressed(message.downloaded_bytes)
                     if on_progress is not None:
                         self._report(on_progress, message)
                 elif isinstance(message, Postprocessing):
                     # Merging or remuxing moves no bytes over the network but is progress.
-                    last_change = loop.time()
+                    watch.progressed()
                     disk_limit = request.max_bytes * POSTPROCESSING_DISK_FACTOR
         except ChildGone as exc:
             raise TransientError(
                 "download_failed", f"The download process ended unexpectedly ({exc})."
             ) from exc
 
-    def _stalled(self, trickling: bool) -> TransientError | PermanentError:
+    @staticmethod
+    async def _check_disk(child: _Child, request: DownloadRequest, limit: int) -> None:
+        on_disk = bytes_on_disk(request.workdir)
+        if on_disk > limit:
+            await child.reap()
+            raise PermanentError(
+                "too_large",
+                f"The download holds {format_bytes(on_disk)} on disk, over the size "
+                f"limit of {format_bytes(request.max_bytes)}.",
+            )
+
+    def _ended(self, verdict: Verdict) -> TransientError | PermanentError:
         """A silent source may come back (retried); one that trickles is not worth retrying."""
-        if trickling:
+        if verdict == "timeout":
+            return TransientError(
+                "download_timeout",
+                f"The download took longer than its {self.job_timeout:g} s limit and was stopped.",
+            )
+        if verdict == "too_slow":
             return PermanentError(
                 "source_too_slow",
                 f"The source sent less than {format_bytes(int(self.min_rate))}/s for "

@@ -17,6 +17,7 @@ import ffmpeg
 
 from prsnl_common.errors import PermanentError, PipelineError, TransientError
 from prsnl_common.ffmpeg_inputs import INPUT_OPTIONS, input_arguments
+from prsnl_common.watchdog import Watchdog
 from prsnl_transcoder.planning import Plan, ProbeResult
 
 FFMPEG = "ffmpeg"
@@ -144,10 +145,10 @@ async def _run_ffmpeg(
     proc = await _spawn(args)
     assert proc.stdout is not None and proc.stderr is not None
     stdout, stderr = proc.stdout, proc.stderr
-    started = loop.time()
+    watch = Watchdog(limit=timeout, stall=stall_seconds, clock=loop.time)
     stderr_lines: deque[str] = deque(maxlen=_STDERR_TAIL_LINES)
     seen: dict[str, str] = {}
-    state = {"last_change": started, "out_seconds": 0.0, "reported": -1.0, "reported_at": -math.inf}
+    state = {"out_seconds": 0.0, "reported": -1.0, "reported_at": -math.inf}
 
     async def report(end: bool) -> None:
         if on_progress is None:
@@ -175,7 +176,7 @@ async def _run_ffmpeg(
             if key in ("frame", "out_time_us", "out_time_ms", "total_size"):
                 if seen.get(key) != value:
                     seen[key] = value
-                    state["last_change"] = loop.time()
+                    watch.progressed()
                 # Both keys are microseconds in ffmpeg 5.1 (out_time_ms is misnamed).
                 if key in ("out_time_us", "out_time_ms") and value.lstrip("-").isdigit():
                     state["out_seconds"] = int(value) / 1_000_000
@@ -195,23 +196,18 @@ async def _run_ffmpeg(
         return await proc.wait()
 
     waiter = asyncio.create_task(finish())
-    deadline = started + timeout
     try:
         while not waiter.done():
-            now = loop.time()
-            if now >= deadline:
+            verdict = watch.verdict()
+            if verdict == "timeout":
                 raise TransientError(
                     "processing_timeout", f"ffmpeg exceeded its {timeout:g} s time limit"
                 )
-            wake = deadline
-            if stall_seconds is not None:
-                stall_at = state["last_change"] + stall_seconds
-                if now >= stall_at:
-                    raise TransientError(
-                        "processing_stalled", f"ffmpeg made no progress for {stall_seconds:g} s"
-                    )
-                wake = min(wake, stall_at)
-            await asyncio.wait({waiter}, timeout=max(0.01, wake - now))
+            if verdict is not None:
+                raise TransientError(
+                    "processing_stalled", f"ffmpeg made no progress for {stall_seconds:g} s"
+                )
+            await asyncio.wait({waiter}, timeout=max(0.01, watch.next_check()))
         return waiter.result(), list(stderr_lines)
     finally:
         await _reap(proc, [waiter, *readers])

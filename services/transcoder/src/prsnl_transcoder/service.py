@@ -13,7 +13,7 @@ from opentelemetry import trace
 from prometheus_client import Counter, Histogram
 
 from prsnl_common.consumer import Job
-from prsnl_common.errors import PermanentError, PipelineError
+from prsnl_common.errors import PermanentError, PipelineError, TransientError
 from prsnl_common.events import (
     CaptureOptions,
     Event,
@@ -25,6 +25,7 @@ from prsnl_common.events import (
     VideoTranscodeProgress,
 )
 from prsnl_common.store import LocalMediaStore, thumbnail_key, video_key
+from prsnl_common.watchdog import Watchdog
 from prsnl_transcoder import media
 from prsnl_transcoder.planning import (
     PROFILES,
@@ -104,6 +105,9 @@ async def process_video(
         raise PermanentError("source_missing", f"{event.original_key} is not in the media store")
 
     started = time.monotonic()
+    # One limit for the whole job (probe, produce, probe, thumbnails), below the broker's
+    # consumer timeout; each step may take at most what is left of it.
+    budget = Watchdog(limit=settings.job_timeout_seconds)
     # Per delivery: two deliveries of one message never share, or wipe, a scratch folder.
     scratch_name = f"transcode-{event.item_id}-{profile_name or 'default'}-{uuid.uuid4().hex[:12]}"
     scratch = await asyncio.to_thread(store.scratch, scratch_name)
@@ -116,7 +120,7 @@ async def process_video(
                 "prsnl.profile": profile_name or "",
             },
         ) as span:
-            probe = await media.probe(source, timeout=settings.probe_timeout_seconds)
+            probe = await media.probe(source, timeout=step(budget, settings.probe_timeout_seconds))
             faststart = probe.is_mp4_family and await media.has_faststart(source)
             plan = plan_output(probe, limits, profile, faststart=faststart)
             plan = replace(plan, preset=settings.preset)
@@ -134,11 +138,11 @@ async def process_video(
                 output,
                 plan,
                 probe,
-                timeout=settings.job_timeout_seconds,
+                timeout=step(budget),
                 stall_seconds=settings.stall_seconds,
                 on_progress=_progress_reporter(event, job.publish, profile_name, settings),
             )
-            result = await media.probe(output, timeout=settings.probe_timeout_seconds)
+            result = await media.probe(output, timeout=step(budget, settings.probe_timeout_seconds))
             thumbnails: dict[int, str] = {}
             thumb_source, thumb_probe = (output, result) if result.has_video else (source, probe)
             if thumb_probe.has_video:
@@ -147,7 +151,7 @@ async def process_video(
                     thumb_source,
                     paths,
                     at=thumbnail_time(thumb_probe.duration),
-                    timeout=settings.probe_timeout_seconds,
+                    timeout=step(budget, settings.probe_timeout_seconds),
                     video_index=thumb_probe.video_index,
                 )
                 for width, path in paths.items():
@@ -168,6 +172,16 @@ async def process_video(
         raise
     finally:
         await asyncio.to_thread(store.discard_scratch, scratch_name)
+
+
+def step(budget: Watchdog, cap: float | None = None) -> float:
+    """The time the next step may take: what is left of the job's limit, at most ``cap``."""
+    left = budget.remaining(cap)
+    if left <= 0:
+        raise TransientError(
+            "processing_timeout", f"the job exceeded its {budget.limit:g} s time limit"
+        )
+    return left
 
 
 def transcoded_event(
