@@ -72,6 +72,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory, traces: OtlpReceiver) -> Ite
         PRSNL_INGEST_PROGRESS_INTERVAL_SECONDS="0.2",
         PRSNL_TRANSCODER_COMPRESS_THRESHOLD_MB="400",
         PRSNL_JANITOR_SWEEP_INTERVAL_SECONDS="5",
+        # Above the stall window: only a dead delivery's scratch goes this long unwritten.
+        PRSNL_JANITOR_TEMP_TTL_SECONDS="30",
         OTEL_EXPORTER_OTLP_ENDPOINT=traces.endpoint,
         OTEL_BSP_SCHEDULE_DELAY="200",
     ) as running:
