@@ -28,13 +28,18 @@ SIZE = 1000
         ("bytes=0-1,5-6", None),
         ("items=0-1", None),
         ("bytes=-", None),
+        ("bytes=0-" + "9" * 5000, (0, 999)),
+        ("bytes=-" + "9" * 5000, (0, 999)),
+        ("bytes=" + "0" * 5000 + "1-2", (1, 2)),
     ],
 )
 def test_parse_range(header: str | None, expected: tuple[int, int] | None) -> None:
     assert parse_range(header, SIZE) == expected
 
 
-@pytest.mark.parametrize("header", ["bytes=1000-", "bytes=5000-6000", "bytes=-0"])
+@pytest.mark.parametrize(
+    "header", ["bytes=1000-", "bytes=5000-6000", "bytes=-0", "bytes=" + "9" * 5000 + "-"]
+)
 def test_unsatisfiable_ranges(header: str) -> None:
     with pytest.raises(RangeNotSatisfiable):
         parse_range(header, SIZE)
@@ -51,3 +56,8 @@ def test_if_range_and_conditional_get() -> None:
     assert not not_modified({"if-none-match": '"x"'}, validators)
     assert not_modified({"if-modified-since": validators.last_modified}, validators)
     assert not not_modified({"if-modified-since": "garbage"}, validators)
+
+
+@pytest.mark.parametrize("garbage", ["garbage", "Mon, 99 Foo 2001", "W", "0", "\x00"])
+def test_an_if_range_that_is_no_date_and_no_tag_serves_the_whole_file(garbage: str) -> None:
+    assert not if_range_allows(garbage, FileValidators(size=SIZE, mtime=1_700_000_000.5))

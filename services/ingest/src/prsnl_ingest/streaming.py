@@ -18,6 +18,8 @@ from pathlib import Path
 import anyio
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+# Past any file size, and short enough for int(): Python refuses to parse thousands of digits.
+_HUGE = 10**18
 
 
 class RangeNotSatisfiable(Exception):
@@ -51,17 +53,23 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     if not first and not last:
         return None
     if not first:
-        length = int(last)
+        length = _number(last)
         if length == 0 or size == 0:
             raise RangeNotSatisfiable(size)
         return max(0, size - length), size - 1
-    start = int(first)
+    start = _number(first)
     if start >= size:
         raise RangeNotSatisfiable(size)
-    end = min(int(last), size - 1) if last else size - 1
+    end = min(_number(last), size - 1) if last else size - 1
     if end < start:
         return None  # a syntactically invalid range is ignored, per RFC 9110
     return start, end
+
+
+def _number(digits: str) -> int:
+    """A byte position; any number past 18 digits is simply past the end of every file."""
+    significant = digits.lstrip("0") or "0"
+    return _HUGE if len(significant) >= len(str(_HUGE)) else int(significant)
 
 
 def if_range_allows(if_range: str | None, validators: FileValidators) -> bool:
@@ -71,8 +79,11 @@ def if_range_allows(if_range: str | None, validators: FileValidators) -> bool:
     value = if_range.strip()
     if value.startswith(('"', "W/")):
         return value == validators.etag
-    parsed = email.utils.parsedate_to_datetime(value) if value else None
-    return parsed is not None and int(parsed.timestamp()) == int(validators.mtime)
+    try:
+        parsed = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return False  # not a date this file can match: serve the whole file
+    return int(parsed.timestamp()) == int(validators.mtime)
 
 
 def not_modified(headers: Mapping[str, str], validators: FileValidators) -> bool:
