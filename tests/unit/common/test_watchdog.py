@@ -61,3 +61,15 @@ def test_a_budget_hands_each_step_what_is_left() -> None:
     assert budget.remaining(30) == 20
     assert budget.remaining() == 20
     assert budget.next_check() == 20
+
+
+def test_a_throttle_lets_one_report_per_interval_and_key_through_and_always_the_last() -> None:
+    from prsnl_common.throttle import Throttle
+
+    clock = Clock()
+    throttle = Throttle(1.0, clock)
+    assert throttle.due("a") and throttle.due("b")
+    assert not throttle.due("a")
+    assert throttle.due("a", final=True)
+    clock.now += 1.0
+    assert throttle.due("a") and not throttle.due("a")

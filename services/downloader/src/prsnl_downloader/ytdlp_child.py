@@ -24,6 +24,7 @@ from typing import Any
 from prsnl_common.errors import PermanentError, TransientError
 from prsnl_common.events import SourceInfo
 from prsnl_common.netguard import AllowRule, install_connect_guard
+from prsnl_common.throttle import Throttle
 from prsnl_downloader.classify import classify_failure, facts_from_exception, summarize
 from prsnl_downloader.protocol import (
     ChildMessage,
@@ -98,11 +99,9 @@ class ProgressTracker:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.max_bytes = max_bytes
-        self.interval = interval
         self.send = send
-        self.clock = clock
+        self.throttle = Throttle(interval, clock)
         self._bytes_by_file: dict[str, int] = {}
-        self._last_report: float | None = None
 
     def __call__(self, status: dict[str, Any]) -> None:
         state = status.get("status")
@@ -116,10 +115,7 @@ class ProgressTracker:
         total = _positive_int(status.get("total_bytes"))
         estimate = _positive_int(status.get("total_bytes_estimate"))
         self._enforce_cap(so_far, earlier_files, total, estimate)
-        now = self.clock()
-        due = self._last_report is None or now - self._last_report >= self.interval
-        if due or state == "finished":
-            self._last_report = now
+        if self.throttle.due(final=state == "finished"):
             expected = total or estimate
             self.send(
                 DownloadProgress(

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
 import uuid
 from typing import Any
 
@@ -30,6 +29,7 @@ from prsnl_common.events import (
     VideoTranscoded,
     VideoTranscodeProgress,
 )
+from prsnl_common.throttle import Throttle
 from prsnl_ingest import catalog, metrics
 from prsnl_ingest.lifecycle import DEAD_LETTERED
 
@@ -37,27 +37,10 @@ SERVICE = "ingest"
 logger = logging.getLogger(__name__)
 
 
-class ProgressThrottle:
-    """Lets one progress update per item through every ``interval`` seconds."""
-
-    def __init__(self, interval: float) -> None:
-        self.interval = interval
-        self._last: dict[uuid.UUID, float] = {}
-
-    def allow(self, item_id: uuid.UUID) -> bool:
-        now = time.monotonic()
-        if now - self._last.get(item_id, 0.0) < self.interval:
-            return False
-        self._last[item_id] = now
-        if len(self._last) > 10_000:
-            self._last = {k: v for k, v in self._last.items() if now - v < 60}
-        return True
-
-
 def subscribe_catalog(
     broker: RabbitBroker, topology: Topology, pool: asyncpg.Pool, progress_interval: float
 ) -> None:
-    throttle = ProgressThrottle(progress_interval)
+    throttle = Throttle(progress_interval)  # one progress write per item and interval
 
     @broker.subscriber(
         topology.stage_queue(SERVICE, VideoDownloadProgress),
@@ -65,7 +48,7 @@ def subscribe_catalog(
         ack_policy=AckPolicy.ACK,
     )
     async def on_video_download_progress(event: VideoDownloadProgress) -> None:
-        if throttle.allow(event.item_id):
+        if throttle.due(event.item_id):
             await catalog.apply_event(pool, event)
 
     @broker.subscriber(
@@ -74,7 +57,7 @@ def subscribe_catalog(
         ack_policy=AckPolicy.ACK,
     )
     async def on_video_transcode_progress(event: VideoTranscodeProgress) -> None:
-        if throttle.allow(event.item_id):
+        if throttle.due(event.item_id):
             await catalog.apply_event(pool, event)
 
     async def on_video_downloaded(event: VideoDownloaded, job: Job[VideoDownloaded]) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import math
 import shutil
 import struct
 from collections import deque
@@ -31,7 +30,6 @@ _STDERR_TAIL_LINES = 40
 _MESSAGE_LINES = 6
 # Large enough for any ffmpeg log line; the asyncio default (64 KiB) would raise on longer.
 _LINE_LIMIT = 1024 * 1024
-_PROGRESS_INTERVAL = 0.5
 
 # stderr fragments meaning the input itself is bad, so retrying cannot help.
 _INVALID_INPUT_MARKERS = (
@@ -148,7 +146,7 @@ async def _run_ffmpeg(
     watch = Watchdog(limit=timeout, stall=stall_seconds, clock=loop.time)
     stderr_lines: deque[str] = deque(maxlen=_STDERR_TAIL_LINES)
     seen: dict[str, str] = {}
-    state = {"out_seconds": 0.0, "reported": -1.0, "reported_at": -math.inf}
+    state = {"out_seconds": 0.0, "reported": -1.0}
 
     async def report(end: bool) -> None:
         if on_progress is None:
@@ -160,12 +158,9 @@ async def _run_ffmpeg(
             fraction = min(0.99, max(0.0, state["out_seconds"] / duration))
         else:
             return
-        now = loop.time()
         if fraction <= state["reported"]:
-            return
-        if not end and now - state["reported_at"] < _PROGRESS_INTERVAL:
-            return
-        state["reported"], state["reported_at"] = fraction, now
+            return  # only forward; the caller throttles what it publishes
+        state["reported"] = fraction
         await on_progress(fraction)
 
     async def pump_progress() -> None:

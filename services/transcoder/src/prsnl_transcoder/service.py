@@ -25,6 +25,7 @@ from prsnl_common.events import (
     VideoTranscodeProgress,
 )
 from prsnl_common.store import LocalMediaStore, thumbnail_key, video_key
+from prsnl_common.throttle import Throttle
 from prsnl_common.watchdog import Watchdog
 from prsnl_transcoder import media
 from prsnl_transcoder.planning import (
@@ -211,13 +212,11 @@ def _progress_reporter(
     profile: str | None,
     settings: TranscoderSettings,
 ) -> media.ProgressCallback:
-    last = [0.0]
+    throttle = Throttle(settings.progress_interval_seconds)
 
     async def report(fraction: float) -> None:
-        now = time.monotonic()
-        if fraction < 1.0 and now - last[0] < settings.progress_interval_seconds:
+        if not throttle.due(final=fraction >= 1.0):
             return
-        last[0] = now
         try:
             await publish(
                 VideoTranscodeProgress(
