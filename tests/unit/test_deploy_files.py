@@ -442,11 +442,17 @@ def test_dashboard_panels_do_not_overlap(dashboard: dict[str, Any]) -> None:
 
 
 def _defined_metrics() -> set[str]:
-    pattern = re.compile(r"(?:Counter|Histogram|Gauge|Summary)\(\s*\"(prsnl_[a-z0-9_]+)\"")
-    names: set[str] = set()
-    for source in [*ROOT.glob("services/*/src/**/*.py"), *ROOT.glob("libs/*/src/**/*.py")]:
-        names.update(pattern.findall(source.read_text()))
-    return names
+    """Every prsnl_ metric the services register, read from the registry after importing them."""
+    import importlib
+
+    from prometheus_client import REGISTRY
+
+    for source in [*ROOT.glob("services/*/src/*/**/*.py"), *ROOT.glob("libs/*/src/*/**/*.py")]:
+        package_root = next(p for p in source.parents if p.name == "src")
+        module = ".".join(source.relative_to(package_root).with_suffix("").parts)
+        if not module.endswith("__main__"):
+            importlib.import_module(module.removesuffix(".__init__"))
+    return {name for name in REGISTRY._names_to_collectors if name.startswith("prsnl_")}
 
 
 def test_dashboard_uses_the_metrics_the_services_define(dashboard: dict[str, Any]) -> None:

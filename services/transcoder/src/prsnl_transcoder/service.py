@@ -10,7 +10,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
 from opentelemetry import trace
-from prometheus_client import Counter, Histogram
 
 from prsnl_common.consumer import Job
 from prsnl_common.errors import PermanentError, PipelineError, TransientError
@@ -24,6 +23,7 @@ from prsnl_common.events import (
     VideoTranscoded,
     VideoTranscodeProgress,
 )
+from prsnl_common.metrics import OK, JobMetrics
 from prsnl_common.store import LocalMediaStore, thumbnail_key, video_key
 from prsnl_common.throttle import Throttle
 from prsnl_common.watchdog import Watchdog
@@ -41,13 +41,7 @@ from prsnl_transcoder.settings import TranscoderSettings
 
 logger = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
-DURATION = Histogram(
-    "prsnl_processing_seconds",
-    "Processing time by action and outcome",
-    ["action", "outcome"],
-    buckets=(0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1200),
-)
-OUTCOMES = Counter("prsnl_processing_outcomes_total", "Processing outcomes by code", ["code"])
+PROCESSING = JobMetrics("processing", "processing jobs", ["action"])
 
 
 def limits_for(settings: TranscoderSettings, options: CaptureOptions | None) -> Limits:
@@ -164,12 +158,10 @@ async def process_video(
             event, stored.key, thumbnails, metadata_of(result), plan.action, profile_name
         )
         await job.publish(transcoded)
-        DURATION.labels(action=action, outcome="ok").observe(time.monotonic() - started)
-        OUTCOMES.labels(code="ok").inc()
+        PROCESSING.record(OK, time.monotonic() - started, action)
         return transcoded
     except PipelineError as error:
-        DURATION.labels(action=action, outcome="error").observe(time.monotonic() - started)
-        OUTCOMES.labels(code=error.code).inc()
+        PROCESSING.record(error.code, time.monotonic() - started, action)
         raise
     finally:
         await asyncio.to_thread(store.discard_scratch, scratch_name)
