@@ -19,6 +19,7 @@ from prsnl_common.errors import PermanentError, TransientError
 from prsnl_common.events import ItemDeleted, ItemFailed, RetryScheduled, utcnow
 from prsnl_common.settings import CommonSettings
 from tests.support.stack import RABBITMQ_URL, remove_namespace
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
 # Retry notices heard by run_stage's subscriber, by item.
@@ -43,13 +44,6 @@ async def queue_depth(name: str) -> int:
         channel = await connection.channel()
         queue = await channel.declare_queue(name, passive=True)
         return int(queue.declaration_result.message_count or 0)
-
-
-async def eventually(check, within: float = 10.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = asyncio.get_running_loop().time() + within
-    while not await check():
-        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
-        await asyncio.sleep(0.05)
 
 
 async def run_stage(

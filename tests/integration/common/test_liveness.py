@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import aio_pika
 import httpx
@@ -18,6 +19,7 @@ from prsnl_common.observability import serve_metrics
 from prsnl_common.settings import CommonSettings
 from prsnl_common.worker import consumer_checks
 from tests.support.stack import RABBITMQ_URL, free_port, remove_namespace
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
 SERVICE = "storage-janitor"
@@ -68,8 +70,8 @@ async def test_a_cancelled_consumer_is_restored_and_the_process_is_not_ready_mea
             await until_ready(probe, expected=200)
 
             [subscriber] = broker.subscribers
-            await delete_queue(topology.queue_name(SERVICE, ItemDeleted.routing_key))
-            await until(lambda: not is_consuming(subscriber), 10)
+            await cancel_behind_its_back(subscriber)
+            assert not is_consuming(subscriber)
 
             restore = watch._restore
             watch._restore = refuse  # type: ignore[method-assign]
@@ -99,11 +101,45 @@ async def refuse(subscriber: object) -> bool:
     return False
 
 
-async def until(check, within: float) -> None:  # type: ignore[no-untyped-def]
-    deadline = asyncio.get_running_loop().time() + within
-    while not check():
-        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
-        await asyncio.sleep(0.02)
+async def cancel_behind_its_back(subscriber: Any) -> None:
+    """The state a broker-side cancel leaves: the channel open, the consumer gone, and
+    neither FastStream nor aio-pika aware of it."""
+    raw_channel = subscriber._queue_obj.channel._channel.channel
+    await raw_channel.basic_cancel(subscriber._consumer_tag)
+
+
+async def test_a_consumer_whose_queue_was_deleted_comes_back(settings: CommonSettings) -> None:
+    """The broker cancels the consumers of a deleted queue; the watch declares and binds it
+    again and consumes from it (aio-pika may win the race when its channel reopens)."""
+    broker = create_broker(settings)
+    topology = Topology(settings)
+    handled: asyncio.Queue[uuid.UUID] = asyncio.Queue()
+
+    async def handler(event: ItemDeleted, job: Job[ItemDeleted]) -> None:
+        await handled.put(event.item_id)
+
+    subscribe_stage(
+        broker, topology, service=SERVICE, stage="catalog", event_type=ItemDeleted, handler=handler
+    )
+    watch = ConsumerWatch(broker, SERVICE, interval=3600, give_up=lambda: None)
+    await broker.connect()
+    await topology.declare(service=SERVICE)
+    await broker.start()
+    try:
+        [subscriber] = broker.subscribers
+        await delete_queue(topology.queue_name(SERVICE, ItemDeleted.routing_key))
+        await eventually(lambda: not is_consuming(subscriber), 10, "the broker's cancel")
+
+        async def back() -> bool:
+            await watch.check()
+            return watch.ready and is_consuming(subscriber)
+
+        await eventually(back, 20, "the consumer back")
+        item = uuid.uuid4()
+        await EventPublisher(broker, topology).publish(ItemDeleted(item_id=item))
+        assert await asyncio.wait_for(handled.get(), 10) == item
+    finally:
+        await broker.stop()
 
 
 async def until_ready(probe: httpx.AsyncClient, expected: int, within: float = 10) -> None:

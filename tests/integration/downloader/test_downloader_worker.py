@@ -16,6 +16,7 @@ from prsnl_downloader.app import make_setup
 from prsnl_downloader.settings import DownloaderSettings
 from tests.support.media_server import MediaServer
 from tests.support.stack import RABBITMQ_URL, remove_namespace
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -115,7 +116,7 @@ async def test_a_delete_stops_the_download_in_flight_and_later_deliveries_touch_
     def stopped() -> bool:
         return not any(str(doomed.item_id) in p.name for p in scratch.iterdir())
 
-    await until(stopped)
+    await eventually(stopped)
     # A redelivery (a retry, a replay) for the deleted item never reaches the source.
     media_server.reset_counters()
     await publisher.publish(doomed)
@@ -125,10 +126,3 @@ async def test_a_delete_stops_the_download_in_flight_and_later_deliveries_touch_
     assert doomed.item_id not in seen.downloaded
     assert not [r for r in media_server.requests if "doomed" in r.path]
     assert not (common.media_root / "items" / str(doomed.item_id)).exists()
-
-
-async def until(check, within: float = 30.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = asyncio.get_running_loop().time() + within
-    while not check():
-        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
-        await asyncio.sleep(0.05)

@@ -3,7 +3,6 @@ with its own database and namespace and an EMPTY SSRF allow-list."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -54,11 +53,3 @@ async def pool(client: AsyncTestClient, gateway_env: CommonSettings) -> AsyncIte
 async def owner(pool: asyncpg.Pool) -> tuple[uuid.UUID, dict[str, str]]:
     owner_id, key = await create_owner_key(pool, f"owner-{uuid.uuid4().hex[:8]}")
     return owner_id, {"Authorization": f"Bearer {key}"}
-
-
-async def wait_until(predicate, within: float = 10.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = asyncio.get_running_loop().time() + within
-    while not await predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.05)

@@ -12,7 +12,7 @@ from litestar.testing import AsyncTestClient
 
 from prsnl_common.events import UrlCaptured
 from prsnl_common.settings import CommonSettings
-from tests.integration.ingest.conftest import wait_until
+from tests.support.waiting import eventually as wait_until
 
 pytestmark = pytest.mark.integration
 

@@ -25,7 +25,7 @@ from prsnl_common.platforms import classify
 from prsnl_common.settings import CommonSettings
 from prsnl_ingest import catalog
 from prsnl_ingest.lifecycle import DEAD_LETTERED
-from tests.integration.ingest.conftest import wait_until
+from tests.support.waiting import eventually as wait_until
 
 pytestmark = pytest.mark.integration
 
