@@ -16,7 +16,9 @@ PROFILES = ("480p", "720p", "1080p", "audio")
 class CaptureRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    url: str = Field(description="The link to save", max_length=4096)
+    # The body limit bounds the text; the guard refuses links over 4096 characters as
+    # invalid_url, the code every source of links gets for one that is too long.
+    url: str = Field(description="The link to save (at most 4096 characters)")
     max_height: int | None = Field(
         default=None, ge=144, le=4320, description="Highest video height"
     )
