@@ -24,7 +24,7 @@ from prsnl_common.observability import broker_middlewares, instrument_asyncpg, s
 from prsnl_common.settings import CommonSettings
 from prsnl_common.store import LocalMediaStore
 from prsnl_ingest.api.captures import CaptureController
-from prsnl_ingest.api.deps import Gateway, provide_gateway, provide_owner
+from prsnl_ingest.api.deps import Gateway, GatewayRequest, provide_gateway, provide_owner
 from prsnl_ingest.api.health import HealthController
 from prsnl_ingest.api.items import ItemController
 from prsnl_ingest.api.problems import EXCEPTION_HANDLERS
@@ -94,6 +94,7 @@ def create_app(
             "owner_id": Provide(provide_owner),
         },
         lifespan=[lifespan],
+        request_class=GatewayRequest,
         logging_config=None,
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         middleware=[
