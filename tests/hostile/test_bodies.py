@@ -44,6 +44,12 @@ BODIES = [
     ),
     (b'{"url": "' + URL.encode() + b'", "max_height": 1e999}', JSON, 400, "invalid_request"),
     (b'{"url": "' + URL.encode() + b'", "__proto__": {}}', JSON, 422, "invalid_request"),
+    (b'{"url": "' + URL.encode() + b'", "audio_only": "yes"}', JSON, 422, "invalid_request"),
+    (b'{"url": "' + URL.encode() + b'", "audio_only": 1}', JSON, 422, "invalid_request"),
+    (b'{"url": "' + URL.encode() + b'", "max_height": "720"}', JSON, 422, "invalid_request"),
+    # Extra fields named like the handler's dependencies.
+    (b'{"url": "' + URL.encode() + b'", "owner_id": "x"}', JSON, 422, "invalid_request"),
+    (b'{"url": "' + URL.encode() + b'", "gateway": null}', JSON, 422, "invalid_request"),
     (b'{"url": "' + URL.encode() + b'" ,}', JSON, 400, "invalid_request"),  # trailing comma
     (b'{"url": "' + URL.encode() + b'"} {"url": "x"}', JSON, 400, "invalid_request"),
     (b"<url>" + URL.encode() + b"</url>", "text/xml", 400, "invalid_request"),

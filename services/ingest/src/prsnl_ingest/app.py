@@ -17,6 +17,7 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.plugins.opentelemetry import OpenTelemetryConfig
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
+from litestar.plugins.pydantic import PydanticPlugin
 
 from prsnl_common.broker import Topology, create_broker
 from prsnl_common.db import create_pool, ensure_database, migrate
@@ -95,6 +96,8 @@ def create_app(
         },
         lifespan=[lifespan],
         request_class=GatewayRequest,
+        # Request bodies are checked with their exact JSON types (see api.schemas).
+        plugins=[PydanticPlugin(validate_strict=True)],
         logging_config=None,
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         middleware=[
