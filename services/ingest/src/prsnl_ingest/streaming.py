@@ -40,6 +40,16 @@ class FileValidators:
         return email.utils.formatdate(self.mtime, usegmt=True)
 
 
+# Positions past any file: a number with more digits is read as this, never parsed (Python
+# refuses int() of over 4300 digits, and a client may send thousands).
+_FAR = 10**18
+
+
+def _position(digits: str) -> int:
+    digits = digits.lstrip("0") or "0"
+    return _FAR if len(digits) > 18 else int(digits)
+
+
 def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     """The inclusive (start, end) of a single ``bytes=`` range, None for the whole file."""
     if not header:
@@ -51,14 +61,14 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     if not first and not last:
         return None
     if not first:
-        length = int(last)
+        length = _position(last)
         if length == 0 or size == 0:
             raise RangeNotSatisfiable(size)
         return max(0, size - length), size - 1
-    start = int(first)
+    start = _position(first)
     if start >= size:
         raise RangeNotSatisfiable(size)
-    end = min(int(last), size - 1) if last else size - 1
+    end = min(_position(last), size - 1) if last else size - 1
     if end < start:
         return None  # a syntactically invalid range is ignored, per RFC 9110
     return start, end
@@ -71,8 +81,11 @@ def if_range_allows(if_range: str | None, validators: FileValidators) -> bool:
     value = if_range.strip()
     if value.startswith(('"', "W/")):
         return value == validators.etag
-    parsed = email.utils.parsedate_to_datetime(value) if value else None
-    return parsed is not None and int(parsed.timestamp()) == int(validators.mtime)
+    try:
+        parsed = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, OverflowError):
+        return False  # not a date we can compare: the whole file, as for a changed one
+    return int(parsed.timestamp()) == int(validators.mtime)
 
 
 def not_modified(headers: Mapping[str, str], validators: FileValidators) -> bool:
@@ -85,7 +98,7 @@ def not_modified(headers: Mapping[str, str], validators: FileValidators) -> bool
     if since:
         try:
             parsed = email.utils.parsedate_to_datetime(since)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             return False
         return int(validators.mtime) <= int(parsed.timestamp())
     return False
