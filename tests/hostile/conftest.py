@@ -23,7 +23,15 @@ import asyncpg
 import pytest
 from litestar.testing import AsyncTestClient
 
-from prsnl_common.events import CaptureOptions, MediaMetadata, SourceInfo
+from prsnl_common.db import create_pool
+from prsnl_common.events import (
+    CaptureOptions,
+    ItemFailed,
+    MediaMetadata,
+    SourceInfo,
+    VideoDownloaded,
+    VideoTranscoded,
+)
 from prsnl_common.platforms import classify
 from prsnl_common.settings import CommonSettings
 from prsnl_common.store import original_key, video_key
@@ -186,8 +194,7 @@ async def client(hostile_env: CommonSettings) -> AsyncIterator[AnyClient]:
 
 @pytest.fixture(scope="session")
 async def pool(client: AnyClient, hostile_env: CommonSettings) -> AsyncIterator[asyncpg.Pool]:
-    created = await asyncpg.create_pool(hostile_env.database_url, min_size=1, max_size=4)
-    assert created is not None
+    created = await create_pool(hostile_env.database_url, max_size=4)
     yield created
     await created.close()
 
@@ -268,7 +275,6 @@ def _make_video_and_thumbnail(video: Path) -> None:
 async def ready_item(pool: asyncpg.Pool, hostile_env: CommonSettings) -> ReadyItem:
     """A ready item with a real mp4 and a 320px thumbnail in the media root, and a failed
     item of the same owner; made by applying the pipeline's own events to the catalog."""
-    from prsnl_common.events import ItemFailed, VideoDownloaded, VideoTranscoded
 
     owner_id, key = await catalog.create_owner_key(pool, f"ready-{uuid.uuid4().hex[:8]}")
     item_id = await _new_item(pool, owner_id, "http://93.184.215.14/hostile/ready.mp4")
