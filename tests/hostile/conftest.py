@@ -109,12 +109,20 @@ class LeftBehind:
                     counts[name] = count
         return counts
 
-    async def assert_nothing_left(self, new_items: int = 0, settle: float = 0.3) -> None:
+    async def assert_nothing_left(
+        self, new_items: int = 0, settle: float = 0.3, dead_letters: dict[str, int] | None = None
+    ) -> None:
         """No new item row beyond ``new_items``, no outbox row, no queued message, no new file.
 
         The outbox and queues are checked once more after ``settle`` seconds, so a message
-        the relay was about to publish is caught too.
+        the relay was about to publish is caught too. ``dead_letters`` names the messages a
+        case must leave for an operator (stage -> count in ``<ns>.<stage>.dlq``): exactly
+        those are expected, then taken away so the next case starts empty.
         """
+        expected = {
+            f"{self.deployment.namespace}.{stage}.dlq": count
+            for stage, count in (dead_letters or {}).items()
+        }
         after = await self.snapshot()
         assert after.items - self.before.items == new_items, (
             f"{after.items - self.before.items} new item row(s), expected {new_items}"
@@ -126,9 +134,15 @@ class LeftBehind:
             outbox = await self.pool.fetchval("SELECT count(*) FROM outbox")
             assert outbox == 0, f"{outbox} outbox row(s) left behind"
             queued = await self.queued()
-            assert not queued, f"messages left in queues: {queued}"
+            assert queued == expected, f"messages left in queues: {queued}, expected {expected}"
             if attempt == 0:
                 await asyncio.sleep(settle)
+        if expected:
+            connection = await aio_pika.connect(RABBITMQ_URL)
+            async with connection:
+                channel = await connection.channel()
+                for name in expected:
+                    await (await channel.declare_queue(name, passive=True)).purge()
 
 
 @pytest.fixture
