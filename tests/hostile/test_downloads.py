@@ -37,6 +37,14 @@ def hostile_media(
         f"#EXTINF:2.0,\n{canary}/files/clip.mp4\n#EXTINF:2.0,\n{canary}/files/clip.mp4\n"
         "#EXT-X-ENDLIST\n"
     )
+    # Playlists disguised as video files, whose entries point at a local file and the canary.
+    (root / "concat.mp4").write_text(
+        f"ffconcat version 1.0\nfile 'file:/etc/passwd'\nfile '{canary}/files/clip.mp4'\n"
+    )
+    (root / "playlist.mp4").write_text(
+        "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2.0,\nfile:///etc/passwd\n"
+        f"#EXTINF:2.0,\n{canary}/files/clip.mp4\n#EXT-X-ENDLIST\n"
+    )
     with MediaServer(root) as server:
         yield server
 
@@ -114,6 +122,8 @@ CASES = [
         "blocked_address",
     ),
     ("empty body", lambda m, c: _files_url(m, "empty.mp4"), "empty_download"),
+    ("ffconcat as mp4", lambda m, c: _files_url(m, "concat.mp4"), "invalid_media"),
+    ("m3u8 as mp4", lambda m, c: _files_url(m, "playlist.mp4"), "invalid_media"),
 ]
 
 
