@@ -34,6 +34,7 @@ pytestmark = pytest.mark.integration
         ("http://localhost/v.mp4", "blocked_address"),  # a name that resolves to loopback
         ("http://10.1.2.3/v.mp4", "blocked_address"),
         ("http://no-such-host.invalid/v.mp4", "unresolvable_host"),
+        ("http://127.0.0.1:9/" + "a" * 5000, "invalid_url"),  # too long: the guard's code
     ],
 )
 async def test_refused_links_get_422_with_a_code_and_leave_nothing(

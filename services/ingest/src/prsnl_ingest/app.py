@@ -17,6 +17,7 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.plugins.opentelemetry import OpenTelemetryConfig
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
+from litestar.plugins.pydantic import PydanticPlugin
 
 from prsnl_common.broker import Topology, create_broker
 from prsnl_common.db import create_pool, ensure_database, migrate
@@ -24,7 +25,7 @@ from prsnl_common.observability import broker_middlewares, instrument_asyncpg, s
 from prsnl_common.settings import CommonSettings
 from prsnl_common.store import LocalMediaStore
 from prsnl_ingest.api.captures import CaptureController
-from prsnl_ingest.api.deps import Gateway, provide_gateway, provide_owner
+from prsnl_ingest.api.deps import Gateway, GatewayRequest, provide_gateway, provide_owner
 from prsnl_ingest.api.health import HealthController
 from prsnl_ingest.api.items import ItemController
 from prsnl_ingest.api.problems import EXCEPTION_HANDLERS
@@ -94,6 +95,9 @@ def create_app(
             "owner_id": Provide(provide_owner),
         },
         lifespan=[lifespan],
+        request_class=GatewayRequest,
+        # Request bodies are checked with their exact JSON types (see api.schemas).
+        plugins=[PydanticPlugin(validate_strict=True)],
         logging_config=None,
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         middleware=[

@@ -18,8 +18,6 @@ from pathlib import Path
 import anyio
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
-# Past any file size, and short enough for int(): Python refuses to parse thousands of digits.
-_HUGE = 10**18
 
 
 class RangeNotSatisfiable(Exception):
@@ -42,6 +40,16 @@ class FileValidators:
         return email.utils.formatdate(self.mtime, usegmt=True)
 
 
+# Positions past any file: a number with more digits is read as this, never parsed (Python
+# refuses int() of over 4300 digits, and a client may send thousands).
+_FAR = 10**18
+
+
+def _position(digits: str) -> int:
+    digits = digits.lstrip("0") or "0"
+    return _FAR if len(digits) > 18 else int(digits)
+
+
 def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     """The inclusive (start, end) of a single ``bytes=`` range, None for the whole file."""
     if not header:
@@ -53,23 +61,17 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     if not first and not last:
         return None
     if not first:
-        length = _number(last)
+        length = _position(last)
         if length == 0 or size == 0:
             raise RangeNotSatisfiable(size)
         return max(0, size - length), size - 1
-    start = _number(first)
+    start = _position(first)
     if start >= size:
         raise RangeNotSatisfiable(size)
-    end = min(_number(last), size - 1) if last else size - 1
+    end = min(_position(last), size - 1) if last else size - 1
     if end < start:
         return None  # a syntactically invalid range is ignored, per RFC 9110
     return start, end
-
-
-def _number(digits: str) -> int:
-    """A byte position; any number past 18 digits is simply past the end of every file."""
-    significant = digits.lstrip("0") or "0"
-    return _HUGE if len(significant) >= len(str(_HUGE)) else int(significant)
 
 
 def if_range_allows(if_range: str | None, validators: FileValidators) -> bool:
@@ -81,8 +83,8 @@ def if_range_allows(if_range: str | None, validators: FileValidators) -> bool:
         return value == validators.etag
     try:
         parsed = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return False  # not a date this file can match: serve the whole file
+    except (TypeError, ValueError, OverflowError, IndexError):
+        return False  # not a date we can compare: the whole file, as for a changed one
     return int(parsed.timestamp()) == int(validators.mtime)
 
 
@@ -96,7 +98,7 @@ def not_modified(headers: Mapping[str, str], validators: FileValidators) -> bool
     if since:
         try:
             parsed = email.utils.parsedate_to_datetime(since)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError, IndexError):
             return False
         return int(validators.mtime) <= int(parsed.timestamp())
     return False

@@ -5,13 +5,14 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass, field
+from typing import Any
 
 import asyncpg
 from faststream.rabbit import RabbitBroker
 from litestar import Request
 from litestar.datastructures import State
 from litestar.di import NamedDependency
-from litestar.exceptions import NotAuthorizedException
+from litestar.exceptions import ClientException, NotAuthorizedException
 
 from prsnl_common.settings import CommonSettings
 from prsnl_common.store import LocalMediaStore
@@ -33,6 +34,21 @@ class Gateway:
     hub: LiveHub
     broker: RabbitBroker
     key_cache: dict[str, tuple[uuid.UUID, float]] = field(default_factory=dict)
+
+
+class GatewayRequest(Request[object, object, State]):
+    """A request whose JSON body fails as the client's error, whatever the decoder trips on.
+
+    Litestar turns msgspec's DecodeError into a 400 but lets through the errors msgspec
+    raises for invalid UTF-8 inside a string and for nesting deeper than the interpreter's
+    recursion limit, which would end as 500s.
+    """
+
+    async def json(self) -> Any:
+        try:
+            return await super().json()
+        except (UnicodeDecodeError, RecursionError) as exc:
+            raise ClientException(f"The body is not valid JSON ({type(exc).__name__}).") from None
 
 
 def provide_gateway(state: State) -> Gateway:

@@ -8,24 +8,42 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 PROFILES = ("480p", "720p", "1080p", "audio")
 
 
-class CaptureRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class RequestBody(BaseModel):
+    """A request body: exact JSON types ("yes" is no boolean, "720" no height), no extras.
 
-    url: str = Field(description="The link to save", max_length=4096)
+    Unknown fields are refused by a model-level check rather than ``extra="forbid"``:
+    Litestar reports a field error under the bare field name, and one that happens to
+    name a handler dependency (``owner_id``, ``gateway``) would be answered as a 500.
+    """
+
+    model_config = ConfigDict(strict=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_unknown_fields(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            unknown = sorted(str(key) for key in data if key not in cls.model_fields)
+            if unknown:
+                raise ValueError(f"unknown field(s): {', '.join(unknown)[:200]}")
+        return data
+
+
+class CaptureRequest(RequestBody):
+    # The body limit bounds the text; the guard refuses links over 4096 characters as
+    # invalid_url, the code every source of links gets for one that is too long.
+    url: str = Field(description="The link to save (at most 4096 characters)")
     max_height: int | None = Field(
         default=None, ge=144, le=4320, description="Highest video height"
     )
     audio_only: bool = Field(default=False, description="Keep only the audio")
 
 
-class TranscodeRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class TranscodeRequest(RequestBody):
     profile: str = Field(description="One of 480p, 720p, 1080p, audio")
 
 
