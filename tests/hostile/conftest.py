@@ -65,10 +65,18 @@ class Deployment:
 
 
 def _namespace_queues(namespace: str) -> list[str]:
+    """The namespace's shared queues; a process's own exclusive ones (its deletion notices)
+    cannot be declared from another connection and hold nothing a capture leaves."""
     result = subprocess.run(
-        ["rabbitmqctl", "-q", "list_queues", "name"], capture_output=True, text=True, check=True
+        ["rabbitmqctl", "-q", "list_queues", "name", "exclusive"],
+        capture_output=True,
+        text=True,
+        check=True,
     )
-    return sorted(n for n in result.stdout.split() if n.startswith(f"{namespace}."))
+    rows = [line.rsplit("\t", 1) for line in result.stdout.splitlines() if "\t" in line]
+    return sorted(
+        name for name, exclusive in rows if name.startswith(f"{namespace}.") and exclusive != "true"
+    )
 
 
 @dataclass
