@@ -6,12 +6,9 @@ from litestar import Controller, Request, Response, post
 from litestar.datastructures import State
 from litestar.params import JSONBody
 
-from prsnl_common.events import CaptureOptions
-from prsnl_common.netguard import check_url
-from prsnl_common.platforms import classify
-from prsnl_ingest import catalog, metrics
 from prsnl_ingest.api.deps import GatewayDep, OwnerDep, base_url
 from prsnl_ingest.api.schemas import CaptureRequest, ItemView
+from prsnl_ingest.capture import capture_link
 
 
 class CaptureController(Controller):
@@ -32,30 +29,15 @@ class CaptureController(Controller):
         gateway: GatewayDep,
         request: Request[object, object, State],
     ) -> Response[ItemView]:
-        try:
-            await check_url(data.url, gateway.common.allow_rules)
-        except Exception as exc:
-            metrics.CAPTURES.labels(platform="unknown", outcome=getattr(exc, "code", "error")).inc()
-            raise
-        classified = classify(data.url)
-        options = CaptureOptions(
-            max_height=data.max_height or gateway.settings.default_max_height,
+        outcome = await capture_link(
+            gateway.pool,
+            gateway.settings,
+            gateway.common,
+            owner_id=owner_id,
+            url=data.url,
+            source="api",
+            max_height=data.max_height,
             audio_only=data.audio_only,
         )
-        outcome = await catalog.capture(
-            gateway.pool,
-            catalog.NewCapture(
-                owner_id=owner_id,
-                url=data.url.strip(),
-                normalized_url=classified.normalized_url,
-                platform=classified.platform,
-                platform_video_id=classified.video_id,
-                source="api",
-                options=options,
-            ),
-        )
-        metrics.CAPTURES.labels(
-            platform=classified.platform, outcome="created" if outcome.created else "duplicate"
-        ).inc()
         view = ItemView.from_row(outcome.item, base_url(request, gateway), not outcome.created)
         return Response(view, status_code=202 if outcome.created else 200)
