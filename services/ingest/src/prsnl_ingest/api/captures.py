@@ -7,11 +7,9 @@ from litestar.datastructures import State
 from litestar.params import JSONBody
 
 from prsnl_common.events import CaptureOptions
-from prsnl_common.netguard import check_url
-from prsnl_common.platforms import classify
-from prsnl_ingest import catalog, metrics
 from prsnl_ingest.api.deps import GatewayDep, OwnerDep, base_url
 from prsnl_ingest.api.schemas import CaptureRequest, ItemView
+from prsnl_ingest.capture import capture
 
 
 class CaptureController(Controller):
@@ -32,30 +30,14 @@ class CaptureController(Controller):
         gateway: GatewayDep,
         request: Request[object, object, State],
     ) -> Response[ItemView]:
-        try:
-            await check_url(data.url, gateway.common.allowed_networks)
-        except Exception as exc:
-            metrics.CAPTURES.labels(platform="unknown", outcome=getattr(exc, "code", "error")).inc()
-            raise
-        classified = classify(data.url)
-        options = CaptureOptions(
-            max_height=data.max_height or gateway.settings.default_max_height,
-            audio_only=data.audio_only,
-        )
-        outcome = await catalog.capture(
+        outcome = await capture(
             gateway.pool,
-            catalog.NewCapture(
-                owner_id=owner_id,
-                url=data.url.strip(),
-                normalized_url=classified.normalized_url,
-                platform=classified.platform,
-                platform_video_id=classified.video_id,
-                source="api",
-                options=options,
-            ),
+            allowlist=gateway.common.allowed_networks,
+            default_max_height=gateway.settings.default_max_height,
+            owner_id=owner_id,
+            url=data.url,
+            options=CaptureOptions(max_height=data.max_height, audio_only=data.audio_only),
+            source="api",
         )
-        metrics.CAPTURES.labels(
-            platform=classified.platform, outcome="created" if outcome.created else "duplicate"
-        ).inc()
         view = ItemView.from_row(outcome.item, base_url(request, gateway), not outcome.created)
         return Response(view, status_code=202 if outcome.created else 200)

@@ -1,0 +1,70 @@
+"""The one capture path: every front end (HTTP, the Telegram gateway) saves a link through here.
+
+Validation, the address guard, platform classification, default options and
+the per-owner de-duplication happen in this order, once, so a front end only
+translates its own input and the outcome. Capture metrics are counted here
+and nowhere else.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+
+import asyncpg
+
+from prsnl_common.errors import PipelineError
+from prsnl_common.events import CaptureOptions, ReplyTo, Source
+from prsnl_common.netguard import check_url
+from prsnl_common.platforms import classify
+from prsnl_common.settings import IPNetwork
+from prsnl_ingest import catalog, metrics
+from prsnl_ingest.catalog import CaptureOutcome
+
+
+async def capture(
+    pool: asyncpg.Pool,
+    *,
+    allowlist: Iterable[IPNetwork],
+    default_max_height: int,
+    owner_id: uuid.UUID,
+    url: str,
+    options: CaptureOptions,
+    source: Source,
+    reply_to: ReplyTo | None = None,
+) -> CaptureOutcome:
+    """Check ``url`` and create its pending item, or return the owner's existing twin.
+
+    Raises :class:`PipelineError` (``invalid_url``, ``blocked_address``, ...) for a
+    refused link; nothing is stored then.
+    """
+    try:
+        await check_url(url, allowlist)
+    except PipelineError as exc:
+        metrics.CAPTURES.labels(platform="unknown", outcome=exc.code).inc()
+        raise
+    classified = classify(url)
+    outcome = await catalog.capture(
+        pool,
+        catalog.NewCapture(
+            owner_id=owner_id,
+            url=url.strip(),
+            normalized_url=classified.normalized_url,
+            platform=classified.platform,
+            platform_video_id=classified.video_id,
+            source=source,
+            options=_with_defaults(options, default_max_height),
+            reply_to=reply_to,
+        ),
+    )
+    metrics.CAPTURES.labels(
+        platform=classified.platform, outcome="created" if outcome.created else "duplicate"
+    ).inc()
+    return outcome
+
+
+def _with_defaults(options: CaptureOptions, default_max_height: int) -> CaptureOptions:
+    """The stored options say what will be downloaded, so a missing height gets the default."""
+    if options.max_height is not None:
+        return options
+    return options.model_copy(update={"max_height": default_max_height})
