@@ -18,6 +18,7 @@ from pathlib import Path
 import anyio
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+MAX_DIGITS = 19  # more than any file's size in bytes
 
 
 class RangeNotSatisfiable(Exception):
@@ -47,21 +48,29 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     match = _RANGE.match(header.strip().replace(" ", ""))
     if not match:
         return None  # several ranges or another unit: serve the whole file
-    first, last = match.groups()
-    if not first and not last:
+    first, last = (_bounded(g) for g in match.groups())
+    if first is None and last is None:
         return None
-    if not first:
-        length = int(last)
-        if length == 0 or size == 0:
+    if first is None:
+        assert last is not None
+        if last == 0 or size == 0:
             raise RangeNotSatisfiable(size)
-        return max(0, size - length), size - 1
-    start = int(first)
-    if start >= size:
+        return max(0, size - last), size - 1
+    if first >= size:
         raise RangeNotSatisfiable(size)
-    end = min(int(last), size - 1) if last else size - 1
+    end = min(last, size - 1) if last is not None else size - 1
+    start = first
     if end < start:
         return None  # a syntactically invalid range is ignored, per RFC 9110
     return start, end
+
+
+def _bounded(digits: str) -> int | None:
+    """The number, capped past any file size: thousands of digits must not cost (or fail) int()."""
+    if not digits:
+        return None
+    digits = digits.lstrip("0") or "0"
+    return int(digits) if len(digits) <= MAX_DIGITS else 10**MAX_DIGITS
 
 
 def if_range_allows(if_range: str | None, validators: FileValidators) -> bool:
@@ -71,8 +80,11 @@ def if_range_allows(if_range: str | None, validators: FileValidators) -> bool:
     value = if_range.strip()
     if value.startswith(('"', "W/")):
         return value == validators.etag
-    parsed = email.utils.parsedate_to_datetime(value) if value else None
-    return parsed is not None and int(parsed.timestamp()) == int(validators.mtime)
+    try:
+        parsed = email.utils.parsedate_to_datetime(value)
+        return int(parsed.timestamp()) == int(validators.mtime)
+    except (TypeError, ValueError, OverflowError):
+        return False  # neither an ETag nor a date: the Range is not honoured, per RFC 9110
 
 
 def not_modified(headers: Mapping[str, str], validators: FileValidators) -> bool:
@@ -85,9 +97,9 @@ def not_modified(headers: Mapping[str, str], validators: FileValidators) -> bool
     if since:
         try:
             parsed = email.utils.parsedate_to_datetime(since)
-        except (TypeError, ValueError):
+            return int(validators.mtime) <= int(parsed.timestamp())
+        except (TypeError, ValueError, OverflowError):
             return False
-        return int(validators.mtime) <= int(parsed.timestamp())
     return False
 
 
