@@ -7,7 +7,8 @@ from litestar.datastructures import State
 from litestar.params import JSONBody
 
 from prsnl_common.events import CaptureOptions
-from prsnl_ingest.api.deps import GatewayDep, OwnerDep, base_url
+from prsnl_ingest.api.deps import AllowanceDep, GatewayDep, OwnerDep, base_url, require_json
+from prsnl_ingest.api.problems import problem_responses
 from prsnl_ingest.api.schemas import CaptureRequest, ItemView
 from prsnl_ingest.capture import capture
 
@@ -22,11 +23,14 @@ class CaptureController(Controller):
         summary="Save the video behind a link",
         description="202 with the new pending item; 200 with the existing item when this "
         "owner already captured the same video. 422 problem with a code when the link is refused.",
+        guards=[require_json],
+        responses=problem_responses(413, 415, 429, s429="rate_limited"),
     )
     async def create_capture(
         self,
         data: JSONBody[CaptureRequest],
         owner_id: OwnerDep,
+        capture_allowance: AllowanceDep,
         gateway: GatewayDep,
         request: Request[object, object, State],
     ) -> Response[ItemView]:
@@ -40,4 +44,6 @@ class CaptureController(Controller):
             source="api",
         )
         view = ItemView.from_row(outcome.item, base_url(request, gateway), not outcome.created)
-        return Response(view, status_code=202 if outcome.created else 200)
+        return Response(
+            view, status_code=202 if outcome.created else 200, headers=capture_allowance
+        )
