@@ -144,6 +144,11 @@ def on_too_deep(_: Request[Any, Any, Any], exc: RecursionError) -> Response[dict
     return problem(400, "invalid_request", "The JSON body is nested too deeply.")
 
 
+def on_not_utf8(_: Request[Any, Any, Any], exc: UnicodeDecodeError) -> Response[dict[str, object]]:
+    """The JSON decoder lets invalid UTF-8 inside a string escape as this, not as its own error."""
+    return problem(400, "invalid_request", "The body is not valid UTF-8.")
+
+
 # The database restarting or unreachable: a clear, retryable answer, not a 500.
 UNAVAILABLE = (
     asyncpg.PostgresConnectionError,
@@ -175,5 +180,6 @@ EXCEPTION_HANDLERS = {
     NotAuthorizedException: on_not_authorized,
     HTTPException: on_http_error,
     RecursionError: on_too_deep,
+    UnicodeDecodeError: on_not_utf8,
     Exception: on_unexpected,
 }
