@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+import uuid
+
 from litestar import Controller, Request, Response, post
 from litestar.datastructures import State
 from litestar.params import JSONBody
 
+from prsnl_common.errors import PipelineError
 from prsnl_common.events import CaptureOptions
-from prsnl_ingest.api.deps import AllowanceDep, GatewayDep, OwnerDep, base_url, require_json
-from prsnl_ingest.api.problems import problem_responses
+from prsnl_ingest.api.deps import (
+    AllowanceDep,
+    Gateway,
+    GatewayDep,
+    OwnerDep,
+    base_url,
+    require_json,
+)
+from prsnl_ingest.api.problems import ApiError, problem_responses
 from prsnl_ingest.api.schemas import CaptureRequest, ItemView
 from prsnl_ingest.capture import capture
+from prsnl_ingest.catalog import CaptureOutcome
 
 
 class CaptureController(Controller):
@@ -34,16 +45,23 @@ class CaptureController(Controller):
         gateway: GatewayDep,
         request: Request[object, object, State],
     ) -> Response[ItemView]:
-        outcome = await capture(
-            gateway.pool,
-            allowlist=gateway.common.allowed_networks,
-            default_max_height=gateway.settings.default_max_height,
-            owner_id=owner_id,
-            url=data.url,
-            options=CaptureOptions(max_height=data.max_height, audio_only=data.audio_only),
-            source="api",
-        )
+        try:
+            outcome = await _capture(gateway, owner_id, data)
+        except PipelineError as exc:  # a refused link still counts and says what is left
+            raise ApiError(exc.code, exc.message, 422, capture_allowance) from exc
         view = ItemView.from_row(outcome.item, base_url(request, gateway), not outcome.created)
         return Response(
             view, status_code=202 if outcome.created else 200, headers=capture_allowance
         )
+
+
+async def _capture(gateway: Gateway, owner_id: uuid.UUID, data: CaptureRequest) -> CaptureOutcome:
+    return await capture(
+        gateway.pool,
+        allowlist=gateway.common.allowed_networks,
+        default_max_height=gateway.settings.default_max_height,
+        owner_id=owner_id,
+        url=data.url,
+        options=CaptureOptions(max_height=data.max_height, audio_only=data.audio_only),
+        source="api",
+    )
