@@ -209,7 +209,12 @@ async def hostile_env(
 
 @pytest.fixture(scope="session")
 async def client(hostile_env: CommonSettings) -> AsyncIterator[AnyClient]:
-    app = create_app(IngestSettings(progress_interval_seconds=0), hostile_env)
+    app = create_app(
+        IngestSettings(
+            progress_interval_seconds=0, metrics_port=0, capture_rate_limit="100000/minute"
+        ),
+        hostile_env,
+    )
     async with AsyncTestClient(app) as test_client:
         yield test_client
 

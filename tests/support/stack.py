@@ -201,6 +201,7 @@ def stack_env(root: Path, **overrides: str) -> dict[str, str]:
             "PRSNL_SSRF_ALLOWLIST": "127.0.0.1/32",
             "PRSNL_LOG_FORMAT": "json",
             "PRSNL_INGEST_PORT": "0",
+            "PRSNL_INGEST_METRICS_PORT": "0",
             "PRSNL_DOWNLOADER_METRICS_PORT": "0",
             "PRSNL_TRANSCODER_METRICS_PORT": "0",
             "PRSNL_JANITOR_METRICS_PORT": "0",

@@ -48,6 +48,7 @@ METRICS_PORTS = {
     "storage-janitor": JanitorSettings.model_fields["metrics_port"].default,
 }
 INGEST_PORT = IngestSettings.model_fields["port"].default
+INGEST_METRICS_PORT = IngestSettings.model_fields["metrics_port"].default
 # FastStream's graceful shutdown of in-flight messages (create_broker in broker.py).
 BROKER_SOURCE = (ROOT / "libs" / "common" / "src" / "prsnl_common" / "broker.py").read_text()
 FASTSTREAM_GRACE = float(re.search(r"graceful_timeout=([\d.]+)", BROKER_SOURCE)[1])  # type: ignore[index]
@@ -177,7 +178,7 @@ def test_dockerfile_stage_of_each_service(service: str) -> None:
     if service == "ingest":
         assert "/healthz" in _find(stages, chain, "HEALTHCHECK")[0]
         assert "PRSNL_INGEST_HOST=0.0.0.0" in " ".join(_find(stages, chain, "ENV"))
-        assert _find(stages, chain, "EXPOSE") == [str(INGEST_PORT)]
+        assert _find(stages, chain, "EXPOSE") == [f"{INGEST_PORT} {INGEST_METRICS_PORT}"]
     else:
         assert _find(stages, chain, "EXPOSE") == [str(METRICS_PORTS[service])]
 
@@ -352,6 +353,7 @@ def test_compose_service_environment(compose: dict[str, Any], service: str) -> N
     else:
         assert env["PRSNL_INGEST_HOST"] == "0.0.0.0"
         assert int(env["PRSNL_INGEST_PORT"]) == INGEST_PORT
+        assert int(env["PRSNL_INGEST_METRICS_PORT"]) == INGEST_METRICS_PORT
         assert "/healthz" in " ".join(config["healthcheck"]["test"])
 
 
@@ -377,7 +379,8 @@ def test_rabbitmq_exposes_per_queue_metrics() -> None:
 def test_prometheus_scrapes_every_service_and_rabbitmq() -> None:
     config = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
-    expected = {"ingest": INGEST_PORT, **METRICS_PORTS}
+    # The gateway's metrics have their own port, off the public API.
+    expected = {"ingest": INGEST_METRICS_PORT, **METRICS_PORTS}
     for service, port in expected.items():
         # DNS discovery finds every replica of a scaled service.
         (sd,) = jobs[service]["dns_sd_configs"]
@@ -588,8 +591,11 @@ def test_k8s_deployment(k8s: list[dict[str, Any]], service: str) -> None:
     else:
         assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
         assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
-        (port,) = container["ports"]
+        port, metrics = container["ports"]
         assert port["containerPort"] == INGEST_PORT
+        assert metrics["containerPort"] == INGEST_METRICS_PORT
+        annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+        assert annotations["prometheus.io/port"] == str(INGEST_METRICS_PORT)
         service_doc = _of_kind(k8s, "Service")["ingest"]
         assert service_doc["spec"]["selector"].items() <= labels.items()
         assert service_doc["spec"]["ports"][0]["targetPort"] == port["name"]

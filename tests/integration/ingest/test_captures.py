@@ -135,7 +135,7 @@ async def test_health_and_openapi(client: AsyncTestClient) -> None:  # type: ign
     assert (await client.get("/healthz")).json() == {"status": "ok"}
     ready = await client.get("/readyz")
     assert ready.status_code == 200
-    assert ready.json()["checks"] == {"database": "ok", "broker": "ok"}
+    assert ready.json()["checks"] == {"database": "ok", "broker": "ok", "consumers": "ok"}
     schema = (await client.get("/api/v1/schema/openapi.json")).json()
     assert "/api/v1/captures" in schema["paths"]
     assert "/api/v1/items/{item_id}/video" in schema["paths"]

@@ -19,11 +19,9 @@ ERROR_CODES: dict[str, str] = {
     "metadata address that the operator allow-list does not permit.",
     "unresolvable_host": "The host name does not resolve.",
     "invalid_option": "A capture option is out of range (max_height, audio_only).",
-    "invalid_request": "The request body or a parameter is malformed (HTTP 422).",
-    "method_not_allowed": "The route exists but not with this HTTP method (HTTP 405).",
-    "payload_too_large": "The request body is larger than the gateway accepts (HTTP 413).",
-    "unsupported_media_type": "The request body is not of a type the route accepts (HTTP 415).",
-    "rate_limited": "Too many requests for this key; wait for Retry-After (HTTP 429).",
+    "invalid_request": "The request body or a parameter is malformed: 400 when the body "
+    "cannot be decoded (not UTF-8, not JSON, nested too deeply), 422 when it decodes "
+    "but does not fit the schema.",
     # auth and lookup
     "unauthorized": "Missing or unknown API key (HTTP 401).",
     "not_found": "No such item for this owner (HTTP 404).",
@@ -32,6 +30,14 @@ ERROR_CODES: dict[str, str] = {
     "unknown_profile": "The transcode profile is not one of the documented ones (HTTP 422).",
     "unavailable": "The catalog database is unreachable for a moment; retry (HTTP 503).",
     "range_not_satisfiable": "The requested byte range lies outside the file (HTTP 416).",
+    # limits and protocol
+    "method_not_allowed": "The path exists but not with this HTTP method (HTTP 405).",
+    "payload_too_large": "The request body is larger than the gateway accepts (HTTP 413).",
+    "unsupported_media_type": "A JSON body must be sent as Content-Type: application/json "
+    "(HTTP 415).",
+    "rate_limited": "Too many captures with this API key; wait Retry-After seconds (HTTP 429).",
+    "too_many_streams": "This owner has the most live event streams open that the gateway "
+    "allows; close one (HTTP 429).",
     # download stage
     "unsupported_url": "yt-dlp found no video at this link (an HTML page without media, "
     "an unsupported site).",
@@ -59,7 +65,8 @@ ERROR_CODES: dict[str, str] = {
     # any stage
     "dead_lettered": "A message for this item exhausted its deliveries and sits in the "
     "stage's dead-letter queue for an operator to inspect and replay.",
-    "internal_error": "An unexpected error in a worker after all retries.",
+    "internal_error": "An unexpected error: in a worker after all retries, or in the "
+    "gateway (HTTP 500, a defect to report).",
 }
 
 

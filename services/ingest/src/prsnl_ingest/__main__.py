@@ -1,4 +1,4 @@
-"""Command line of the gateway: serve the API, create API keys, apply migrations."""
+"""Command line of the gateway: serve the API, create, list and revoke API keys, migrate."""
 
 from __future__ import annotations
 
@@ -30,6 +30,15 @@ def main(argv: list[str] | None = None) -> None:
     key = commands.add_parser("create-key", help="create an owner (if new) and print a new API key")
     key.add_argument("--owner", required=True, help="owner name, e.g. alice")
     key.add_argument("--label", default="", help="what the key is for")
+    listing = commands.add_parser(
+        "list-keys", help="list API keys: id, owner, label, created, last used or revoked"
+    )
+    listing.add_argument("--owner", help="only this owner's keys")
+    revoke = commands.add_parser(
+        "revoke-key",
+        help="revoke an API key; every gateway replica refuses it within a second",
+    )
+    revoke.add_argument("key", help="the key itself, or its id from list-keys")
     commands.add_parser("migrate", help="create the database if needed and apply migrations")
     args = parser.parse_args(argv)
 
@@ -39,6 +48,14 @@ def main(argv: list[str] | None = None) -> None:
         owner_id, api_key = asyncio.run(_create_key(common, args.owner, args.label))
         print(api_key)
         print(f"owner {args.owner} ({owner_id})", file=sys.stderr)
+    elif args.command == "list-keys":
+        for line in asyncio.run(_list_keys(common, args.owner)):
+            print(line)
+    elif args.command == "revoke-key":
+        revoked = asyncio.run(_revoke_key(common, args.key))
+        if revoked is None:
+            sys.exit("no such key (or the id prefix matches several keys)")
+        print(f"revoked {revoked}")
     elif args.command == "migrate":
         applied = asyncio.run(_migrate(common))
         print("\n".join(applied) if applied else "up to date")
@@ -78,6 +95,42 @@ async def _create_key(common: CommonSettings, owner: str, label: str) -> tuple[o
         return await create_owner_key(pool, owner, label)
     finally:
         await pool.close()
+
+
+async def _list_keys(common: CommonSettings, owner: str | None) -> list[str]:
+    from prsnl_common.db import create_pool
+    from prsnl_ingest.catalog import list_keys
+
+    await _migrate(common)
+    pool = await create_pool(common.database_url, max_size=2)
+    try:
+        keys = await list_keys(pool, owner)
+    finally:
+        await pool.close()
+    lines = ["id\towner\tlabel\tcreated\tlast used\trevoked"]
+    for key in keys:
+        used = _stamp(key.last_used_at) or "never"
+        revoked = _stamp(key.revoked_at) or "-"
+        created = _stamp(key.created_at)
+        lines.append(f"{key.key_id}\t{key.owner}\t{key.label}\t{created}\t{used}\t{revoked}")
+    return lines
+
+
+async def _revoke_key(common: CommonSettings, key: str) -> str | None:
+    from prsnl_common.db import create_pool
+    from prsnl_ingest.catalog import revoke_key
+
+    await _migrate(common)
+    pool = await create_pool(common.database_url, max_size=2)
+    try:
+        info = await revoke_key(pool, key)
+    finally:
+        await pool.close()
+    return None if info is None else f"{info.key_id} ({info.owner}, {info.label or 'no label'})"
+
+
+def _stamp(moment: object) -> str:
+    return f"{moment:%Y-%m-%d %H:%M:%S%z}" if moment is not None else ""
 
 
 if __name__ == "__main__":

@@ -11,7 +11,9 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
+import limits
 from litestar import Litestar
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
@@ -21,14 +23,29 @@ from litestar.plugins.pydantic import PydanticPlugin
 
 from prsnl_common.broker import Topology, create_broker
 from prsnl_common.db import create_pool, ensure_database, migrate
-from prsnl_common.observability import broker_middlewares, instrument_asyncpg, setup_tracing
+from prsnl_common.liveness import ConsumerWatch
+from prsnl_common.observability import (
+    broker_middlewares,
+    instrument_asyncpg,
+    serve_metrics,
+    setup_tracing,
+)
 from prsnl_common.settings import CommonSettings
 from prsnl_common.store import LocalMediaStore
+from prsnl_common.worker import consumer_checks
 from prsnl_ingest.api.captures import CaptureController
-from prsnl_ingest.api.deps import Gateway, GatewayRequest, provide_gateway, provide_owner
+from prsnl_ingest.api.deps import (
+    CaptureLimiter,
+    Gateway,
+    KeyCache,
+    provide_capture_allowance,
+    provide_gateway,
+    provide_owner,
+)
 from prsnl_ingest.api.health import HealthController
 from prsnl_ingest.api.items import ItemController
 from prsnl_ingest.api.problems import EXCEPTION_HANDLERS
+from prsnl_ingest.catalog import KEYS_CHANNEL
 from prsnl_ingest.live import LiveHub
 from prsnl_ingest.outbox import OutboxRelay
 from prsnl_ingest.settings import IngestSettings
@@ -59,12 +76,19 @@ def create_app(
         broker = create_broker(common, middlewares=broker_middlewares(SERVICE))
         topology = Topology(common)
         subscribe_catalog(broker, topology, pool, settings.progress_interval_seconds)
-        hub = LiveHub()
+        keys = KeyCache(settings.key_cache_seconds)
+        # A revoked key is forgotten by every replica at once; "" means the listening
+        # connection was re-established and a revocation may have been missed.
+        hub = LiveHub(
+            {KEYS_CHANNEL: lambda key_hash: keys.forget(key_hash) if key_hash else keys.clear()}
+        )
         relay = OutboxRelay(pool, broker, topology, poll=settings.outbox_poll_seconds)
+        watch = ConsumerWatch(broker, SERVICE)
         try:
             await broker.connect()
             await topology.declare(service=SERVICE)
             await broker.start()
+            await watch.start()
             await hub.start(common.database_url)
             await relay.start(common.database_url)
             app.state.gateway = Gateway(
@@ -74,7 +98,11 @@ def create_app(
                 store=LocalMediaStore(common.media_root),
                 hub=hub,
                 broker=broker,
+                keys=keys,
+                capture_limiter=CaptureLimiter(limits.parse(settings.capture_rate_limit)),
+                consumers=watch,
             )
+            serve_metrics(settings.metrics_port, ready=lambda: consumer_checks(watch))
             logger.info(
                 "ingest ready on %s:%d (namespace %s)",
                 settings.host,
@@ -83,19 +111,24 @@ def create_app(
             )
             yield
         finally:
+            await watch.stop()
             await relay.stop()
             await hub.stop()
             await broker.stop()
             await pool.close()
 
+    handlers: list[Any] = [CaptureController, ItemController, HealthController]
+    if settings.metrics_on_api_port:
+        handlers.append(MetricsController)
     return Litestar(
-        route_handlers=[CaptureController, ItemController, HealthController, MetricsController],
+        route_handlers=handlers,
         dependencies={
             "gateway": Provide(provide_gateway, sync_to_thread=False),
             "owner_id": Provide(provide_owner),
+            "capture_allowance": Provide(provide_capture_allowance),
         },
+        request_max_body_size=settings.max_body_bytes,
         lifespan=[lifespan],
-        request_class=GatewayRequest,
         # Request bodies are checked with their exact JSON types (see api.schemas).
         plugins=[PydanticPlugin(validate_strict=True)],
         logging_config=None,

@@ -1,50 +1,48 @@
-"""The one capture path: every front end (the HTTP API, the Telegram bot) saves a link here.
+"""The one capture path: every front end (HTTP, the Telegram gateway) saves a link through here.
 
-Validate the link and judge every address it resolves to (the address guard),
-classify and normalise it, settle the owner's options, then create the pending
-item with its ``url.captured`` in one transaction, or return the owner's twin.
-A refused link raises :class:`~prsnl_common.errors.PermanentError` with its
-stable code; nothing is stored for it.
+Validation, the address guard, platform classification, default options and
+the per-owner de-duplication happen in this order, once, so a front end only
+translates its own input and the outcome. Capture metrics are counted here
+and nowhere else.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 
 import asyncpg
 
 from prsnl_common.errors import PipelineError
 from prsnl_common.events import CaptureOptions, ReplyTo, Source
-from prsnl_common.netguard import check_url
+from prsnl_common.netguard import AllowRule, check_url
 from prsnl_common.platforms import classify
-from prsnl_common.settings import CommonSettings
 from prsnl_ingest import catalog, metrics
 from prsnl_ingest.catalog import CaptureOutcome
-from prsnl_ingest.settings import IngestSettings
 
 
-async def capture_link(
+async def capture(
     pool: asyncpg.Pool,
-    settings: IngestSettings,
-    common: CommonSettings,
     *,
+    allowlist: Iterable[AllowRule],
+    default_max_height: int,
     owner_id: uuid.UUID,
     url: str,
+    options: CaptureOptions,
     source: Source,
-    max_height: int | None = None,
-    audio_only: bool = False,
     reply_to: ReplyTo | None = None,
 ) -> CaptureOutcome:
-    """Save ``url`` for ``owner_id``: the new pending item, or the one already saved."""
+    """Check ``url`` and create its pending item, or return the owner's existing twin.
+
+    Raises :class:`PipelineError` (``invalid_url``, ``blocked_address``, ...) for a
+    refused link; nothing is stored then.
+    """
     try:
-        await check_url(url, common.allow_rules)
-    except PipelineError as refused:
-        metrics.CAPTURES.labels(platform="unknown", outcome=refused.code).inc()
+        await check_url(url, allowlist)
+    except PipelineError as exc:
+        metrics.CAPTURES.labels(platform="unknown", outcome=exc.code).inc()
         raise
     classified = classify(url)
-    options = CaptureOptions(
-        max_height=max_height or settings.default_max_height, audio_only=audio_only
-    )
     outcome = await catalog.capture(
         pool,
         catalog.NewCapture(
@@ -54,10 +52,18 @@ async def capture_link(
             platform=classified.platform,
             platform_video_id=classified.video_id,
             source=source,
-            options=options,
+            options=_with_defaults(options, default_max_height),
             reply_to=reply_to,
         ),
     )
-    outcome_label = "created" if outcome.created else "duplicate"
-    metrics.CAPTURES.labels(platform=classified.platform, outcome=outcome_label).inc()
+    metrics.CAPTURES.labels(
+        platform=classified.platform, outcome="created" if outcome.created else "duplicate"
+    ).inc()
     return outcome
+
+
+def _with_defaults(options: CaptureOptions, default_max_height: int) -> CaptureOptions:
+    """The stored options say what will be downloaded, so a missing height gets the default."""
+    if options.max_height is not None:
+        return options
+    return options.model_copy(update={"max_height": default_max_height})

@@ -42,6 +42,8 @@ from prsnl_ingest.lifecycle import outputs_of
 from prsnl_ingest.outbox import enqueue
 
 ITEMS_CHANNEL = "prsnl_items"
+KEYS_CHANNEL = "prsnl_keys"  # payload: the hex hash of a revoked key
+KEY_ID_LENGTH = 12  # hex digits of the key's hash that name it in list-keys / revoke-key
 STATUSES = ("pending", "downloading", "downloaded", "processing", "ready", "failed")
 
 
@@ -104,8 +106,71 @@ async def create_owner_key(
 
 
 async def owner_for_key(pool: asyncpg.Pool, key: str) -> uuid.UUID | None:
-    value = await pool.fetchval("SELECT owner_id FROM api_keys WHERE key_hash = $1", hash_key(key))
+    """The owner of an unrevoked key; notes its use (at most once a minute, to spare writes)."""
+    value = await pool.fetchval(
+        "WITH key AS (SELECT key_hash, owner_id, last_used_at FROM api_keys "
+        "WHERE key_hash = $1 AND revoked_at IS NULL), touched AS (UPDATE api_keys "
+        "SET last_used_at = now() FROM key WHERE api_keys.key_hash = key.key_hash AND "
+        "(key.last_used_at IS NULL OR key.last_used_at < now() - interval '1 minute')) "
+        "SELECT owner_id FROM key",
+        hash_key(key),
+    )
     return value if isinstance(value, uuid.UUID) else None
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    key_id: str
+    owner: str
+    label: str
+    created_at: dt.datetime
+    last_used_at: dt.datetime | None
+    revoked_at: dt.datetime | None
+
+
+async def list_keys(pool: asyncpg.Pool, owner_name: str | None = None) -> list[KeyInfo]:
+    """Every key (of one owner, if named), oldest first; the key itself is never stored."""
+    rows = await pool.fetch(
+        "SELECT k.key_hash, o.name, k.label, k.created_at, k.last_used_at, k.revoked_at "
+        "FROM api_keys k JOIN owners o ON o.id = k.owner_id "
+        "WHERE $1::text IS NULL OR o.name = $1 ORDER BY k.created_at, k.key_hash",
+        owner_name,
+    )
+    return [
+        KeyInfo(
+            r["key_hash"].hex()[:KEY_ID_LENGTH],
+            r["name"],
+            r["label"],
+            r["created_at"],
+            r["last_used_at"],
+            r["revoked_at"],
+        )
+        for r in rows
+    ]
+
+
+async def revoke_key(pool: asyncpg.Pool, key_or_id: str) -> KeyInfo | None:
+    """Revoke a key named by itself or by its id; every replica hears of it through NOTIFY.
+
+    None when nothing matches (or an id prefix is ambiguous); revoking twice keeps the
+    first revocation time.
+    """
+    async with pool.acquire() as connection, connection.transaction():
+        rows = await connection.fetch(
+            "SELECT key_hash FROM api_keys WHERE key_hash = $1 OR "
+            "(length($2) >= 8 AND encode(key_hash, 'hex') LIKE $2 || '%')",
+            hash_key(key_or_id),
+            key_or_id.lower() if all(c in "0123456789abcdefABCDEF" for c in key_or_id) else "",
+        )
+        if len(rows) != 1:
+            return None
+        key_hash = rows[0]["key_hash"]
+        await connection.execute(
+            "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE key_hash = $1",
+            key_hash,
+        )
+        await connection.execute("SELECT pg_notify($1, $2)", KEYS_CHANNEL, key_hash.hex())
+    return next(k for k in await list_keys(pool) if k.key_id == key_hash.hex()[:KEY_ID_LENGTH])
 
 
 async def _notify(

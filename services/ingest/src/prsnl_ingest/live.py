@@ -3,7 +3,8 @@
 Any gateway replica may apply a pipeline event while the browser listens on
 another, so changes travel through the database's ``prsnl_items`` channel:
 every replica LISTENs once and fans the notifications out to its local
-listeners.
+listeners. The same connection carries other replica-wide notices (revoked
+API keys) to the callbacks the gateway registers.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import json
 import logging
 import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import asyncpg
@@ -28,8 +29,13 @@ QUEUE_SIZE = 256
 class LiveHub:
     """Fans item notifications out to the listeners of this process."""
 
-    def __init__(self) -> None:
+    def __init__(self, channels: dict[str, Callable[[str], None]] | None = None) -> None:
+        # Other channels that ride on the same LISTEN connection (key revocations);
+        # each callback gets the payload, and "" after a reconnect (something may
+        # have been missed meanwhile).
+        self._channels = channels or {}
         self._listeners: dict[uuid.UUID, set[asyncio.Queue[dict[str, Any]]]] = defaultdict(set)
+        self._streams: dict[uuid.UUID, int] = defaultdict(int)
         self._connection: asyncpg.Connection | None = None
         self._dsn = ""
         self._stopping = False
@@ -42,6 +48,9 @@ class LiveHub:
     async def _connect(self) -> None:
         connection = await asyncpg.connect(self._dsn)
         await connection.add_listener(ITEMS_CHANNEL, self._on_notify)
+        for channel, callback in self._channels.items():
+            await connection.add_listener(channel, _payload_to(callback))
+            callback("")
         connection.add_termination_listener(self._on_terminated)
         self._connection = connection
 
@@ -84,13 +93,32 @@ class LiveHub:
                     queue.get_nowait()
             queue.put_nowait(message)
 
+    def streams_of(self, owner_id: uuid.UUID) -> int:
+        """How many streams ``owner_id`` has open on this replica (for the per-owner cap)."""
+        return self._streams.get(owner_id, 0)
+
     @contextlib.asynccontextmanager
-    async def listen(self, item_id: uuid.UUID) -> AsyncIterator[asyncio.Queue[dict[str, Any]]]:
+    async def listen(
+        self, item_id: uuid.UUID, owner_id: uuid.UUID | None = None
+    ) -> AsyncIterator[asyncio.Queue[dict[str, Any]]]:
         queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(QUEUE_SIZE)
         self._listeners[item_id].add(queue)
+        if owner_id is not None:
+            self._streams[owner_id] += 1
         try:
             yield queue
         finally:
             self._listeners[item_id].discard(queue)
             if not self._listeners[item_id]:
                 del self._listeners[item_id]
+            if owner_id is not None:
+                self._streams[owner_id] -= 1
+                if not self._streams[owner_id]:
+                    del self._streams[owner_id]
+
+
+def _payload_to(callback: Callable[[str], None]) -> Callable[[Any, int, str, object], None]:
+    def on_notify(_connection: Any, _pid: int, _channel: str, payload: object) -> None:
+        callback(str(payload))
+
+    return on_notify

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+import limits
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -27,3 +28,35 @@ class IngestSettings(BaseSettings):
         "this internal nginx location instead of being streamed by the gateway",
     )
     page_size: int = Field(default=50, ge=1, le=500)
+    max_body_bytes: int = Field(
+        default=64 * 1024, ge=1024, description="Largest request body; larger ones get 413"
+    )
+    capture_rate_limit: str = Field(
+        default="60/minute",
+        description="Captures allowed per API key and replica, e.g. 60/minute or 10/second",
+    )
+    max_streams_per_owner: int = Field(
+        default=20, ge=1, description="Live event streams one owner may hold open per replica"
+    )
+    key_cache_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        description="How long a replica trusts a looked-up API key; revocations also arrive "
+        "at once through NOTIFY, this bounds a missed notification",
+    )
+    metrics_port: int = Field(
+        default=9101, ge=0, le=65535, description="Port of the Prometheus /metrics (0 disables)"
+    )
+    metrics_on_api_port: bool = Field(
+        default=False, description="Also serve /metrics on the public API port (opt-in)"
+    )
+
+    @field_validator("capture_rate_limit")
+    @classmethod
+    def _parse_rate_limit(cls, value: str) -> str:
+        """Fail at start-up, naming the variable, rather than on the first capture."""
+        try:
+            limits.parse(value)
+        except ValueError as exc:
+            raise ValueError(f"not a rate limit like 60/minute: {exc}") from exc
+        return value

@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+import uuid
+
 from litestar import Controller, Request, Response, post
 from litestar.datastructures import State
 from litestar.params import JSONBody
 
-from prsnl_ingest.api.deps import GatewayDep, OwnerDep, base_url
+from prsnl_common.errors import PipelineError
+from prsnl_common.events import CaptureOptions
+from prsnl_ingest.api.deps import (
+    AllowanceDep,
+    Gateway,
+    GatewayDep,
+    OwnerDep,
+    base_url,
+    require_json,
+)
+from prsnl_ingest.api.problems import ApiError, problem_responses
 from prsnl_ingest.api.schemas import CaptureRequest, ItemView
-from prsnl_ingest.capture import capture_link
+from prsnl_ingest.capture import capture
+from prsnl_ingest.catalog import CaptureOutcome
 
 
 class CaptureController(Controller):
@@ -21,23 +34,34 @@ class CaptureController(Controller):
         summary="Save the video behind a link",
         description="202 with the new pending item; 200 with the existing item when this "
         "owner already captured the same video. 422 problem with a code when the link is refused.",
+        guards=[require_json],
+        responses=problem_responses(413, 415, 429, s429="rate_limited"),
     )
     async def create_capture(
         self,
         data: JSONBody[CaptureRequest],
         owner_id: OwnerDep,
+        capture_allowance: AllowanceDep,
         gateway: GatewayDep,
         request: Request[object, object, State],
     ) -> Response[ItemView]:
-        outcome = await capture_link(
-            gateway.pool,
-            gateway.settings,
-            gateway.common,
-            owner_id=owner_id,
-            url=data.url,
-            source="api",
-            max_height=data.max_height,
-            audio_only=data.audio_only,
-        )
+        try:
+            outcome = await _capture(gateway, owner_id, data)
+        except PipelineError as exc:  # a refused link still counts and says what is left
+            raise ApiError(exc.code, exc.message, 422, capture_allowance) from exc
         view = ItemView.from_row(outcome.item, base_url(request, gateway), not outcome.created)
-        return Response(view, status_code=202 if outcome.created else 200)
+        return Response(
+            view, status_code=202 if outcome.created else 200, headers=capture_allowance
+        )
+
+
+async def _capture(gateway: Gateway, owner_id: uuid.UUID, data: CaptureRequest) -> CaptureOutcome:
+    return await capture(
+        gateway.pool,
+        allowlist=gateway.common.allow_rules,
+        default_max_height=gateway.settings.default_max_height,
+        owner_id=owner_id,
+        url=data.url,
+        options=CaptureOptions(max_height=data.max_height, audio_only=data.audio_only),
+        source="api",
+    )

@@ -1,26 +1,90 @@
-"""What handlers receive: the gateway's resources and the caller's owner id."""
+"""What handlers receive: the gateway's resources, the caller's owner id and capture allowance."""
 
 from __future__ import annotations
 
+import math
 import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
+import limits
 from faststream.rabbit import RabbitBroker
+from limits.aio.storage import MemoryStorage
+from limits.aio.strategies import MovingWindowRateLimiter
 from litestar import Request
+from litestar.connection import ASGIConnection
 from litestar.datastructures import State
 from litestar.di import NamedDependency
-from litestar.exceptions import ClientException, NotAuthorizedException
+from litestar.exceptions import NotAuthorizedException
+from litestar.handlers import BaseRouteHandler
 
+from prsnl_common.liveness import ConsumerWatch
 from prsnl_common.settings import CommonSettings
 from prsnl_common.store import LocalMediaStore
-from prsnl_ingest.catalog import owner_for_key
+from prsnl_ingest.api.problems import ApiError
+from prsnl_ingest.catalog import hash_key, owner_for_key
 from prsnl_ingest.live import LiveHub
 from prsnl_ingest.settings import IngestSettings
 
-KEY_CACHE_SECONDS = 30.0
+
+@dataclass
+class KeyCache:
+    """Owners of recently seen API keys, so each request need not ask PostgreSQL.
+
+    Entries live ``seconds`` at most; a revocation is pushed by NOTIFY on
+    ``prsnl_keys`` and drops its entry at once, the short life bounds a missed one.
+    """
+
+    seconds: float
+    entries: dict[str, tuple[uuid.UUID, float]] = field(default_factory=dict)
+
+    def get(self, key_hash: str) -> uuid.UUID | None:
+        cached = self.entries.get(key_hash)
+        if cached is None or cached[1] <= time.monotonic():
+            self.entries.pop(key_hash, None)
+            return None
+        return cached[0]
+
+    def put(self, key_hash: str, owner_id: uuid.UUID) -> None:
+        if self.seconds > 0:
+            self.entries[key_hash] = (owner_id, time.monotonic() + self.seconds)
+
+    def forget(self, key_hash: str) -> None:
+        self.entries.pop(key_hash, None)
+
+    def clear(self) -> None:
+        self.entries.clear()
+
+
+@dataclass
+class CaptureLimiter:
+    """The per-key capture rate (``limits``' moving window, in this replica's memory)."""
+
+    rate: limits.RateLimitItem
+    limiter: MovingWindowRateLimiter = field(
+        default_factory=lambda: MovingWindowRateLimiter(MemoryStorage())
+    )
+
+    async def take(self, key_hash: str) -> dict[str, str]:
+        """Count one capture; the RateLimit-* headers, or a 429 ``rate_limited`` problem."""
+        allowed = await self.limiter.hit(self.rate, key_hash)
+        stats = await self.limiter.get_window_stats(self.rate, key_hash)
+        reset = max(1, math.ceil(stats.reset_time - time.time()))
+        headers = {
+            "RateLimit-Limit": str(self.rate.amount),
+            "RateLimit-Remaining": str(stats.remaining),
+            "RateLimit-Reset": str(reset),
+        }
+        if not allowed:
+            raise ApiError(
+                "rate_limited",
+                f"At most {self.rate.amount} captures per "
+                f"{self.rate.get_expiry()} s with one key; retry in {reset} s.",
+                headers={**headers, "Retry-After": str(reset)},
+            )
+        return headers
 
 
 @dataclass
@@ -33,22 +97,14 @@ class Gateway:
     store: LocalMediaStore
     hub: LiveHub
     broker: RabbitBroker
-    key_cache: dict[str, tuple[uuid.UUID, float]] = field(default_factory=dict)
+    keys: KeyCache
+    capture_limiter: CaptureLimiter
+    consumers: ConsumerWatch
 
 
-class GatewayRequest(Request[object, object, State]):
-    """A request whose JSON body fails as the client's error, whatever the decoder trips on.
-
-    Litestar turns msgspec's DecodeError into a 400 but lets through the errors msgspec
-    raises for invalid UTF-8 inside a string and for nesting deeper than the interpreter's
-    recursion limit, which would end as 500s.
-    """
-
-    async def json(self) -> Any:
-        try:
-            return await super().json()
-        except (UnicodeDecodeError, RecursionError) as exc:
-            raise ClientException(f"The body is not valid JSON ({type(exc).__name__}).") from None
+GatewayDep = NamedDependency[Gateway]
+OwnerDep = NamedDependency[uuid.UUID]
+AllowanceDep = NamedDependency[dict[str, str]]
 
 
 def provide_gateway(state: State) -> Gateway:
@@ -56,28 +112,45 @@ def provide_gateway(state: State) -> Gateway:
     return gateway
 
 
-async def provide_owner(request: Request[object, object, State], state: State) -> uuid.UUID:
-    """The owner of the Bearer API key; 401 problem otherwise."""
-    header = request.headers.get("authorization", "")
-    scheme, _, key = header.partition(" ")
+def bearer_key(request: Request[object, object, State]) -> str:
+    """The API key of the ``Authorization: Bearer`` header; 401 problem without one."""
+    scheme, _, key = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not key.strip():
         raise NotAuthorizedException("Send an API key as 'Authorization: Bearer <key>'.")
+    return key.strip()
+
+
+async def provide_owner(request: Request[object, object, State], state: State) -> uuid.UUID:
+    """The owner of the Bearer API key; 401 problem for an unknown or revoked key."""
     gateway: Gateway = state.gateway
-    key = key.strip()
-    cached = gateway.key_cache.get(key)
-    now = time.monotonic()
-    if cached and cached[1] > now:
-        return cached[0]
+    key = bearer_key(request)
+    key_hash = hash_key(key).hex()
+    owner_id = gateway.keys.get(key_hash)
+    if owner_id is not None:
+        return owner_id
     owner_id = await owner_for_key(gateway.pool, key)
     if owner_id is None:
-        raise NotAuthorizedException("Unknown API key.")
-    gateway.key_cache[key] = (owner_id, now + KEY_CACHE_SECONDS)
+        raise NotAuthorizedException("Unknown or revoked API key.")
+    gateway.keys.put(key_hash, owner_id)
     return owner_id
+
+
+async def provide_capture_allowance(
+    owner_id: OwnerDep, request: Request[object, object, State], state: State
+) -> dict[str, str]:
+    """One capture of the caller's key counted (after authentication); its RateLimit-* headers."""
+    gateway: Gateway = state.gateway
+    return await gateway.capture_limiter.take(hash_key(bearer_key(request)).hex())
+
+
+def require_json(connection: ASGIConnection[BaseRouteHandler, Any, Any, Any], _: object) -> None:
+    """A JSON route refuses other media types before reading the body (415)."""
+    media_type = connection.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type != "application/json" and not (
+        media_type.startswith("application/") and media_type.endswith("+json")
+    ):
+        raise ApiError("unsupported_media_type", "Send the body as Content-Type: application/json.")
 
 
 def base_url(request: Request[object, object, State], gateway: Gateway) -> str:
     return gateway.settings.public_url.rstrip("/") or str(request.base_url).rstrip("/")
-
-
-GatewayDep = NamedDependency[Gateway]
-OwnerDep = NamedDependency[uuid.UUID]

@@ -7,7 +7,7 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from litestar import Controller, Request, Response, delete, get, post, route
 from litestar.datastructures import State
@@ -15,11 +15,12 @@ from litestar.enums import HttpMethod
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage, Stream
 
+from prsnl_common.events import Platform
 from prsnl_ingest import catalog
-from prsnl_ingest.api.deps import Gateway, GatewayDep, OwnerDep, base_url
-from prsnl_ingest.api.problems import ApiError, problem
+from prsnl_ingest.api.deps import Gateway, GatewayDep, OwnerDep, base_url, require_json
+from prsnl_ingest.api.problems import ApiError, problem, problem_responses
 from prsnl_ingest.api.schemas import PROFILES, ItemPage, ItemView, TranscodeRequest
-from prsnl_ingest.catalog import STATUSES
+from prsnl_ingest.catalog import CatalogError
 from prsnl_ingest.streaming import (
     RangeNotSatisfiable,
     if_range_allows,
@@ -32,32 +33,41 @@ from prsnl_ingest.streaming import (
 AnyRequest = Request[object, object, State]
 ItemId = FromPath[uuid.UUID]
 CONTENT_TYPES = {".mp4": "video/mp4", ".m4a": "audio/mp4", ".jpg": "image/jpeg"}
+Status = Literal["pending", "downloading", "downloaded", "processing", "ready", "failed"]
+# PostgreSQL text cannot hold NUL, so it is refused here as a malformed parameter.
+SEARCH_TEXT = r"^[^\x00]*$"
 
 
 class ItemController(Controller):
     path = "/api/v1/items"
     tags = ["items"]
 
-    @get("/", summary="List items, newest first")
+    @get("/", summary="List items, newest first", responses=problem_responses())
     async def list_items(
         self,
         owner_id: OwnerDep,
         gateway: GatewayDep,
         request: AnyRequest,
-        status: Annotated[
-            str | None, QueryParameter(description=f"One of {', '.join(STATUSES)}")
-        ] = None,
-        platform: FromQuery[str | None] = None,
+        status: FromQuery[Status | None] = None,
+        platform: FromQuery[Platform | None] = None,
         q: Annotated[
-            str | None, QueryParameter(description="Words in title, uploader, description or URL")
+            str | None,
+            QueryParameter(
+                description="Words in title, uploader, description or URL",
+                max_length=500,
+                pattern=SEARCH_TEXT,
+            ),
         ] = None,
         cursor: Annotated[
-            str | None, QueryParameter(description="next_cursor of the previous page")
+            str | None,
+            QueryParameter(
+                description="next_cursor of the previous page",
+                max_length=200,
+                pattern=SEARCH_TEXT,
+            ),
         ] = None,
         limit: Annotated[int | None, QueryParameter(ge=1, le=500)] = None,
     ) -> ItemPage:
-        if status is not None and status not in STATUSES:
-            raise ApiError("invalid_request", f"status must be one of {', '.join(STATUSES)}.")
         page = await catalog.list_items(
             gateway.pool,
             owner_id,
@@ -70,7 +80,7 @@ class ItemController(Controller):
         base = base_url(request, gateway)
         return ItemPage([ItemView.from_row(r, base) for r in page.items], page.next_cursor)
 
-    @get("/{item_id:uuid}", summary="One item")
+    @get("/{item_id:uuid}", summary="One item", responses=problem_responses(404))
     async def get_item(
         self, item_id: ItemId, owner_id: OwnerDep, gateway: GatewayDep, request: AnyRequest
     ) -> ItemView:
@@ -81,11 +91,17 @@ class ItemController(Controller):
         "/{item_id:uuid}",
         status_code=204,
         summary="Delete an item and (through the janitor) its files",
+        responses=problem_responses(404),
     )
     async def delete_item(self, item_id: ItemId, owner_id: OwnerDep, gateway: GatewayDep) -> None:
         await catalog.delete_item(gateway.pool, owner_id, item_id)
 
-    @post("/{item_id:uuid}/retry", status_code=202, summary="Run a failed item again")
+    @post(
+        "/{item_id:uuid}/retry",
+        status_code=202,
+        summary="Run a failed item again",
+        responses=problem_responses(404, 409, s409="not_retryable"),
+    )
     async def retry_item(
         self, item_id: ItemId, owner_id: OwnerDep, gateway: GatewayDep, request: AnyRequest
     ) -> ItemView:
@@ -93,7 +109,11 @@ class ItemController(Controller):
         return ItemView.from_row(row, base_url(request, gateway))
 
     @post(
-        "/{item_id:uuid}/transcode", status_code=202, summary="Make the video again with a profile"
+        "/{item_id:uuid}/transcode",
+        status_code=202,
+        summary="Make the video again with a profile",
+        guards=[require_json],
+        responses=problem_responses(404, 409, 413, 415, s409="not_ready"),
     )
     async def transcode_item(
         self,
@@ -108,11 +128,18 @@ class ItemController(Controller):
         row = await catalog.request_transcode(gateway.pool, owner_id, item_id, data.profile)
         return ItemView.from_row(row, base_url(request, gateway))
 
-    @get("/{item_id:uuid}/events", summary="Live progress and status (Server-Sent Events)")
+    @get(
+        "/{item_id:uuid}/events",
+        summary="Live progress and status (Server-Sent Events)",
+        responses=problem_responses(404, 429, s429="too_many_streams"),
+    )
     async def item_events(
         self, item_id: ItemId, owner_id: OwnerDep, gateway: GatewayDep, request: AnyRequest
     ) -> ServerSentEvent:
-        await catalog.get_item(gateway.pool, owner_id, item_id)  # 404 before any stream
+        await catalog.get_item(gateway.pool, owner_id, item_id)  # 404 before the stream starts
+        limit = gateway.settings.max_streams_per_owner
+        if gateway.hub.streams_of(owner_id) >= limit:
+            raise ApiError("too_many_streams", f"At most {limit} live streams per owner.")
         return ServerSentEvent(
             _event_stream(gateway, owner_id, item_id, base_url(request, gateway)),
             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
@@ -122,6 +149,7 @@ class ItemController(Controller):
         "/{item_id:uuid}/video",
         http_method=[HttpMethod.GET, HttpMethod.HEAD],
         summary="Stream the playable video (Range, If-Range, ETag, Last-Modified)",
+        responses=problem_responses(404, 409, 416, s409="not_ready"),
     )
     async def item_video(
         self, item_id: ItemId, owner_id: OwnerDep, gateway: GatewayDep, request: AnyRequest
@@ -131,7 +159,11 @@ class ItemController(Controller):
             raise ApiError("not_ready", f"The item is {row['status']}; no video yet.")
         return _serve(request, gateway, row["video_key"])
 
-    @get("/{item_id:uuid}/thumbnails/{width:int}", summary="A JPEG thumbnail of the given width")
+    @get(
+        "/{item_id:uuid}/thumbnails/{width:int}",
+        summary="A JPEG thumbnail of the given width",
+        responses=problem_responses(404),
+    )
     async def item_thumbnail(
         self,
         item_id: ItemId,
@@ -150,13 +182,13 @@ class ItemController(Controller):
 async def _event_stream(
     gateway: Gateway, owner_id: uuid.UUID, item_id: uuid.UUID, base: str
 ) -> AsyncIterator[ServerSentEventMessage]:
-    """The item as it is, then every change: subscribed first, so none falls in between."""
+    """The item's state, then every change: subscribed before reading, so none falls between."""
     from litestar.serialization import encode_json
 
-    async with gateway.hub.listen(item_id) as queue:
+    async with gateway.hub.listen(item_id, owner_id) as queue:
         try:
             row = await catalog.get_item(gateway.pool, owner_id, item_id)
-        except catalog.CatalogError:
+        except CatalogError:
             yield ServerSentEventMessage(data="{}", event="deleted")
             return
         view = ItemView.from_row(row, base)

@@ -48,6 +48,17 @@ class TranscodeRequest(RequestBody):
 
 
 @dataclass
+class Problem:
+    """An error answer (RFC 9457 problem details) with the stable ``code`` clients switch on."""
+
+    type: str
+    title: str
+    status: int
+    code: str
+    detail: str
+
+
+@dataclass
 class ItemError:
     code: str
     message: str
