@@ -60,8 +60,6 @@ def loopback_only(url: object) -> object:
     return url
 
 
-# The random module is used by the process itself (UUIDv7 ids), not by the strategies.
-@pytest.mark.filterwarnings("ignore:Do not use the `random` module inside strategies")
 def test_api_conforms_to_its_openapi_document(
     api_schema: schemathesis.BaseSchema, auth_headers: dict[str, str], canary: object
 ) -> None:
