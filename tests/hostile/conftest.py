@@ -25,19 +25,18 @@ from litestar.testing import AsyncTestClient
 
 from prsnl_common.db import create_pool
 from prsnl_common.events import (
-    CaptureOptions,
     ItemFailed,
     MediaMetadata,
     SourceInfo,
     VideoDownloaded,
     VideoTranscoded,
 )
-from prsnl_common.platforms import classify
 from prsnl_common.settings import CommonSettings
 from prsnl_common.store import original_key, video_key
 from prsnl_ingest import catalog
 from prsnl_ingest.app import create_app
 from prsnl_ingest.settings import IngestSettings
+from tests.support.catalog import new_item
 from tests.support.clips import make_clip
 from tests.support.media_server import MediaServer
 from tests.support.stack import POSTGRES_URL, RABBITMQ_URL, drop_database, remove_namespace
@@ -271,23 +270,6 @@ async def _drain_namespace(pool: asyncpg.Pool, namespace: str) -> None:
             await queue.purge()
 
 
-async def _new_item(pool: asyncpg.Pool, owner_id: uuid.UUID, url: str) -> uuid.UUID:
-    classified = classify(url)
-    outcome = await catalog.capture(
-        pool,
-        catalog.NewCapture(
-            owner_id=owner_id,
-            url=url,
-            normalized_url=classified.normalized_url,
-            platform=classified.platform,
-            platform_video_id=classified.video_id,
-            source="api",
-            options=CaptureOptions(),
-        ),
-    )
-    return uuid.UUID(str(outcome.item["id"]))
-
-
 def _make_video_and_thumbnail(video: Path) -> None:
     video.parent.mkdir(parents=True, exist_ok=True)
     make_clip(video, duration=2, width=320, height=240, fps=10)
@@ -304,8 +286,8 @@ async def ready_item(pool: asyncpg.Pool, hostile_env: CommonSettings) -> ReadyIt
     item of the same owner; made by applying the pipeline's own events to the catalog."""
 
     owner_id, key = await catalog.create_owner_key(pool, f"ready-{uuid.uuid4().hex[:8]}")
-    item_id = await _new_item(pool, owner_id, "http://93.184.215.14/hostile/ready.mp4")
-    failed_id = await _new_item(pool, owner_id, "http://93.184.215.14/hostile/failed.mp4")
+    item_id = await new_item(pool, owner_id, "http://93.184.215.14/hostile/ready.mp4")
+    failed_id = await new_item(pool, owner_id, "http://93.184.215.14/hostile/failed.mp4")
     root = hostile_env.media_root
     video = root / video_key(item_id, None)
     await asyncio.to_thread(_make_video_and_thumbnail, video)

@@ -11,7 +11,6 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from prsnl_common.events import (
-    CaptureOptions,
     ItemFailed,
     MediaMetadata,
     RetryScheduled,
@@ -21,30 +20,13 @@ from prsnl_common.events import (
     VideoTranscoded,
     utcnow,
 )
-from prsnl_common.platforms import classify
 from prsnl_common.settings import CommonSettings
 from prsnl_ingest import catalog
 from prsnl_ingest.lifecycle import DEAD_LETTERED
+from tests.support.catalog import new_item
 from tests.support.waiting import eventually as wait_until
 
 pytestmark = pytest.mark.integration
-
-
-async def new_item(pool: asyncpg.Pool, owner_id: uuid.UUID, url: str) -> uuid.UUID:
-    classified = classify(url)
-    outcome = await catalog.capture(
-        pool,
-        catalog.NewCapture(
-            owner_id=owner_id,
-            url=url,
-            normalized_url=classified.normalized_url,
-            platform=classified.platform,
-            platform_video_id=classified.video_id,
-            source="api",
-            options=CaptureOptions(),
-        ),
-    )
-    return uuid.UUID(str(outcome.item["id"]))
 
 
 def downloaded(item_id: uuid.UUID, run: int = 1) -> VideoDownloaded:
