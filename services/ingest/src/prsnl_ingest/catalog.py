@@ -174,9 +174,14 @@ async def revoke_key(pool: asyncpg.Pool, key_or_id: str) -> KeyInfo | None:
 
 
 async def _notify(
-    connection: asyncpg.Connection | PoolConnectionProxy, item_id: uuid.UUID, kind: str, **data: Any
+    connection: asyncpg.Connection | PoolConnectionProxy,
+    item: asyncpg.Record,
+    kind: str,
+    **data: Any,
 ) -> None:
-    payload = json.dumps({"item_id": str(item_id), "kind": kind, **data}, default=str)
+    """Tell live listeners of the item, and of its owner's items, what changed (on commit)."""
+    message = {"item_id": str(item["id"]), "owner_id": str(item["owner_id"]), "kind": kind, **data}
+    payload = json.dumps(message, default=str)
     await connection.execute("SELECT pg_notify($1, $2)", ITEMS_CHANNEL, payload)
 
 
@@ -209,6 +214,7 @@ async def capture(pool: asyncpg.Pool, new: NewCapture) -> CaptureOutcome:
             )
             assert item is not None
             await enqueue(connection, url_captured(item))
+            await _notify(connection, item, "created", status="pending", run=item["run"])
     except asyncpg.UniqueViolationError:
         existing = await _find_duplicate(pool, new)
         if existing is None:
@@ -331,7 +337,7 @@ async def retry_item(pool: asyncpg.Pool, owner_id: uuid.UUID, item_id: uuid.UUID
         item = await connection.fetchrow("SELECT * FROM items WHERE id = $1", item_id)
         assert item is not None
         await enqueue(connection, url_captured(item))
-        await _notify(connection, item_id, "status", status="pending", run=item["run"])
+        await _notify(connection, item, "status", status="pending", run=item["run"])
     return item
 
 
@@ -376,7 +382,7 @@ async def delete_item(pool: asyncpg.Pool, owner_id: uuid.UUID, item_id: uuid.UUI
                 item_id=item_id, run=row["run"], storage_keys=keys, prefix=item_prefix(item_id)
             ),
         )
-        await _notify(connection, item_id, "deleted")
+        await _notify(connection, row, "deleted")
 
 
 # --- pipeline events ------------------------------------------------------------------
@@ -405,7 +411,7 @@ async def apply_event(pool: asyncpg.Pool, event: Event) -> bool:
             await _adopt_video_id(connection, event.item_id, event.info.platform_video_id)
         await _orphan(connection, event, list(transition.orphaned))
         if transition.notify is not None:
-            await _notify(connection, event.item_id, **transition.notify)
+            await _notify(connection, row, **transition.notify)
     return transition.notify is not None
 
 

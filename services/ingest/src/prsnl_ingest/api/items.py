@@ -31,6 +31,7 @@ from prsnl_ingest.streaming import (
 )
 
 AnyRequest = Request[object, object, State]
+SSE_HEADERS = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
 ItemId = FromPath[uuid.UUID]
 CONTENT_TYPES = {".mp4": "video/mp4", ".m4a": "audio/mp4", ".jpg": "image/jpeg"}
 Status = Literal["pending", "downloading", "downloaded", "processing", "ready", "failed"]
@@ -137,13 +138,24 @@ class ItemController(Controller):
         self, item_id: ItemId, owner_id: OwnerDep, gateway: GatewayDep, request: AnyRequest
     ) -> ServerSentEvent:
         await catalog.get_item(gateway.pool, owner_id, item_id)  # 404 before the stream starts
-        limit = gateway.settings.max_streams_per_owner
-        if gateway.hub.streams_of(owner_id) >= limit:
-            raise ApiError("too_many_streams", f"At most {limit} live streams per owner.")
+        _check_stream_limit(gateway, owner_id)
         return ServerSentEvent(
             _event_stream(gateway, owner_id, item_id, base_url(request, gateway)),
-            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+            headers=SSE_HEADERS,
         )
+
+    @get(
+        "/events",
+        summary="Live updates of all the caller's items (Server-Sent Events)",
+        description="First a `listening` event once subscribed, then for every change of any "
+        "of the caller's items an event named by its kind (`created`, `status`, `progress`, "
+        "`retry`, `deleted`) whose data has the `item_id` and the changed fields, as on the "
+        "item's own stream. Counts against the per-owner stream limit.",
+        responses=problem_responses(429, s429="too_many_streams"),
+    )
+    async def owner_events(self, owner_id: OwnerDep, gateway: GatewayDep) -> ServerSentEvent:
+        _check_stream_limit(gateway, owner_id)
+        return ServerSentEvent(_owner_stream(gateway, owner_id), headers=SSE_HEADERS)
 
     @route(
         "/{item_id:uuid}/video",
@@ -179,6 +191,12 @@ class ItemController(Controller):
         return _serve(request, gateway, key)
 
 
+def _check_stream_limit(gateway: Gateway, owner_id: uuid.UUID) -> None:
+    limit = gateway.settings.max_streams_per_owner
+    if gateway.hub.streams_of(owner_id) >= limit:
+        raise ApiError("too_many_streams", f"At most {limit} live streams per owner.")
+
+
 async def _event_stream(
     gateway: Gateway, owner_id: uuid.UUID, item_id: uuid.UUID, base: str
 ) -> AsyncIterator[ServerSentEventMessage]:
@@ -193,19 +211,37 @@ async def _event_stream(
             return
         view = ItemView.from_row(row, base)
         yield ServerSentEventMessage(data=encode_json(view).decode(), event="item")
-        while True:
-            try:
-                message = await asyncio.wait_for(
-                    queue.get(), gateway.settings.sse_keepalive_seconds
-                )
-            except TimeoutError:
-                yield ServerSentEventMessage(comment="keep-alive")
-                continue
-            kind = message.pop("kind", "status")
-            message.pop("item_id", None)
-            yield ServerSentEventMessage(data=json.dumps(message), event=kind)
-            if kind == "deleted":
+        async for message in _updates(gateway, queue, keep_item_id=False):
+            yield message
+            if message.event == "deleted":
                 return
+
+
+async def _owner_stream(
+    gateway: Gateway, owner_id: uuid.UUID
+) -> AsyncIterator[ServerSentEventMessage]:
+    """Every change of the owner's items, after a ``listening`` event once subscribed."""
+    async with gateway.hub.listen_owner(owner_id) as queue:
+        yield ServerSentEventMessage(data="{}", event="listening")
+        async for message in _updates(gateway, queue, keep_item_id=True):
+            yield message
+
+
+async def _updates(
+    gateway: Gateway, queue: asyncio.Queue[dict[str, Any]], keep_item_id: bool
+) -> AsyncIterator[ServerSentEventMessage]:
+    """The hub's notifications as events named by their kind, with keep-alives in between."""
+    while True:
+        try:
+            message = await asyncio.wait_for(queue.get(), gateway.settings.sse_keepalive_seconds)
+        except TimeoutError:
+            yield ServerSentEventMessage(comment="keep-alive")
+            continue
+        kind = message.pop("kind", "status")
+        message.pop("owner_id", None)
+        if not keep_item_id:
+            message.pop("item_id", None)
+        yield ServerSentEventMessage(data=json.dumps(message), event=kind)
 
 
 def _serve(request: AnyRequest, gateway: Gateway, key: str) -> Response[Any]:
