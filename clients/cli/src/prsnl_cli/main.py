@@ -16,6 +16,7 @@ from urllib.parse import quote
 
 import click
 from rich.console import Console
+from rich.text import Text
 
 from prsnl_cli import __version__, config
 from prsnl_cli.api import Api, Item
@@ -26,8 +27,9 @@ from prsnl_cli.render import item_details, items_table, label, parse_rate, updat
 
 STATUSES = ["pending", "downloading", "downloaded", "processing", "ready", "failed"]
 F = TypeVar("F", bound=Callable[..., Any])
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False)
+# Markup off: titles, URLs and the API's "[code]" suffixes are printed as they are.
+out = Console(highlight=False, markup=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, markup=False)
 
 
 @dataclass
@@ -60,7 +62,7 @@ def report(error: CliError, as_json: bool) -> None:
         body = error.as_dict() if isinstance(error, ApiProblem) else {"detail": error.message}
         click.echo(json.dumps({"error": body}, ensure_ascii=False), err=True)
     else:
-        err.print(f"[bold red]error:[/] {error.message}", markup=True, highlight=False)
+        err.print(Text.assemble(("error: ", "bold red"), error.message))
 
 
 def run(
@@ -73,7 +75,7 @@ def run(
         report(error, as_json)
         code = error.exit_code
     except KeyboardInterrupt:
-        err.print(interrupted, markup=False)
+        err.print(interrupted)
         code = ExitCode.INTERRUPTED
     sys.exit(int(code))
 
@@ -220,7 +222,7 @@ def _print_items(results: list[Item], as_json: bool, waited: bool) -> None:
             continue
         twin = " (already saved)" if result.get("duplicate") else ""
         state = update_text("item", result) if waited else result["status"]
-        out.print(f"{result['id']}  {state}{twin}  {label(result, 60)}", markup=False)
+        out.print(f"{result['id']}  {state}{twin}  {label(result, 60)}")
 
 
 @cli.command()
@@ -371,7 +373,7 @@ async def _get(
         print_json({**facts, "id": item["id"], "etag": result.etag})
     else:
         resumed = f", resumed at byte {result.resumed_from}" if result.resumed_from else ""
-        out.print(f"Saved {result.path} ({result.size} bytes{resumed}).", markup=False)
+        out.print(f"Saved {result.path} ({result.size} bytes{resumed}).")
     return ExitCode.OK
 
 
@@ -411,7 +413,7 @@ async def _rm(context: Context, item_ids: tuple[str, ...], as_json: bool) -> Exi
         print_json(results)
     for result in results if not as_json else []:
         if result["deleted"]:
-            out.print(f"deleted {result['id']}", markup=False)
+            out.print(f"deleted {result['id']}")
         else:
             err.print(f"{result['id']}: {result['error']['detail']} [{result['error']['code']}]")
     return code
@@ -441,24 +443,24 @@ async def _watch(context: Context, as_json: bool) -> ExitCode:
     async with context.api() as api:
         while True:
             try:
-                async for event in api.events("/api/v1/events"):
+                async for event in api.events("/api/v1/items/events"):
                     delay = 0.5
                     _print_update(event.event, event.json(), as_json, api.base_url)
             except NetworkError as error:
-                err.print(f"connection lost ({error.message}); reconnecting", markup=False)
+                err.print(f"connection lost ({error.message}); reconnecting")
             await asyncio.sleep(delay)
             delay = min(delay * 2, 10.0)
 
 
 def _print_update(kind: str, data: dict[str, Any], as_json: bool, base_url: str) -> None:
     if kind == "listening":
-        err.print(f"watching {base_url} (Ctrl-C to stop)", markup=False)
+        err.print(f"watching {base_url} (Ctrl-C to stop)")
         return
     if as_json:
         click.echo(json.dumps({"event": kind, **data}, ensure_ascii=False))
         return
     moment = dt.datetime.now().strftime("%H:%M:%S")
-    out.print(f"{moment}  {data.get('item_id', '')}  {update_text(kind, data)}", markup=False)
+    out.print(f"{moment}  {data.get('item_id', '')}  {update_text(kind, data)}")
 
 
 def main() -> None:
