@@ -56,13 +56,20 @@ def network_errors(base_url: str) -> Any:
 class Api:
     """One API base URL and key; use as ``async with Api(...) as api``."""
 
-    def __init__(self, base_url: str, key: str, timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        key: str,
+        timeout: float = 30.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
         self.base_url = base_url
         self._key = key
         self._http = httpx.AsyncClient(
             base_url=base_url,
             timeout=httpx.Timeout(timeout),
             headers={"User-Agent": f"prsnl-cli/{__version__}"},
+            transport=transport,
         )
 
     @property

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Iterable
 from typing import Any
 
@@ -47,14 +48,14 @@ def human_duration(seconds: float | None) -> str:
 
 def parse_rate(text: str) -> int:
     """``500k``, ``2M``, ``1.5m`` or ``800`` → bytes per second (k/M/G are 1000s)."""
-    value = text.strip().lower().removesuffix("b").removesuffix("/s")
+    value = text.strip().lower().removesuffix("/s").removesuffix("b")
     factor = {"k": 1000, "m": 1000**2, "g": 1000**3}.get(value[-1:], 1)
     number = value[:-1] if factor > 1 else value
     try:
         rate = float(number) * factor
     except ValueError:
         raise ValueError(f"not a rate like 500k or 2M: {text!r}") from None
-    if rate < 1:
+    if not math.isfinite(rate) or rate < 1:
         raise ValueError(f"a rate must be at least 1 byte per second: {text!r}")
     return int(rate)
 
