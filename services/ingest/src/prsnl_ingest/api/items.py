@@ -41,6 +41,7 @@ from prsnl_ingest.streaming import (
 )
 
 AnyRequest = Request[object, object, State]
+SSE = "text/event-stream"
 SSE_HEADERS = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
 LinkParam = Annotated[
     str | None, QueryParameter(description="Part of a signed link (exp, kid, sig)")
@@ -144,6 +145,7 @@ class ItemController(Controller):
     @get(
         "/{item_id:uuid}/events",
         summary="Live progress and status (Server-Sent Events)",
+        media_type=SSE,
         responses=problem_responses(404, 429, s429="too_many_streams"),
     )
     async def item_events(
@@ -159,6 +161,7 @@ class ItemController(Controller):
     @get(
         "/events",
         summary="Live updates of all the caller's items (Server-Sent Events)",
+        media_type=SSE,
         description="First a `listening` event once subscribed, then for every change of any "
         "of the caller's items an event named by its kind (`created`, `status`, `progress`, "
         "`retry`, `deleted`) whose data has the `item_id` and the changed fields, as on the "
