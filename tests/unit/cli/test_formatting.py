@@ -70,7 +70,11 @@ def test_updates_read_as_one_line() -> None:
         "status": "ready",
         "progress": {"stage": "process", "fraction": None, "profile": "480p"},
     }
-    assert update_text("progress", process) == "ready processing to 480p"
+    assert update_text("progress", process) == "ready making 480p"
+    processing = {"status": "processing", "progress": {"stage": "process", "fraction": 0.5}}
+    assert update_text("progress", processing) == "processing 50%"
+    assert update_text("progress", processing, percent=False) == "processing"
+    assert update_text("created", {"status": "pending"}) == "pending (new)"
     failed = {"status": "failed", "error_code": "too_large", "message": "Over 150 MB"}
     assert update_text("status", failed) == "failed: too_large: Over 150 MB"
     retry = {

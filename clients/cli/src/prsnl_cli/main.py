@@ -75,7 +75,8 @@ def run(
         report(error, as_json)
         code = error.exit_code
     except KeyboardInterrupt:
-        err.print(interrupted)
+        if interrupted:
+            err.print(interrupted)
         code = ExitCode.INTERRUPTED
     sys.exit(int(code))
 
@@ -344,8 +345,7 @@ def get(
         rate = parse_rate(limit_rate) if limit_rate else None
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--limit-rate") from exc
-    hint = f"Interrupted; run the same command to resume ({output or 'the file'}.part is kept)."
-    run(_get(context, item_id, output, force, rate, as_json), as_json, hint)
+    run(_get(context, item_id, output, force, rate, as_json), as_json, interrupted="")
 
 
 async def _get(
@@ -367,7 +367,11 @@ async def _get(
             def on_progress(done: int, size: int | None) -> None:
                 bar.update(task, completed=done, total=size)
 
-            result = await download(api, path_id(item_id), target, on_progress, rate)
+            try:
+                result = await download(api, path_id(item_id), target, on_progress, rate)
+            except asyncio.CancelledError:  # Ctrl-C
+                err.print(f"Interrupted; {target}.part is kept: run the same command to resume.")
+                raise
     facts = {"path": str(result.path), "size": result.size, "resumed_from": result.resumed_from}
     if as_json:
         print_json({**facts, "id": item["id"], "etag": result.etag})
@@ -448,6 +452,10 @@ async def _watch(context: Context, as_json: bool) -> ExitCode:
                     _print_update(event.event, event.json(), as_json, api.base_url)
             except NetworkError as error:
                 err.print(f"connection lost ({error.message}); reconnecting")
+            except ApiProblem as problem:
+                if problem.exit_code not in (ExitCode.NETWORK, ExitCode.LIMITED):
+                    raise
+                err.print(f"{problem.message}; trying again")
             await asyncio.sleep(delay)
             delay = min(delay * 2, 10.0)
 

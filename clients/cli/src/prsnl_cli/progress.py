@@ -68,7 +68,7 @@ async def _follow_one(api: Api, item: Item, bars: Progress, task: TaskID) -> Ite
             return {**item, "status": "deleted"}
         if kind == "item":
             bars.update(task, label=label(data, 36))
-        bars.update(task, state=update_text(kind, data), completed=_completion(data))
+        bars.update(task, state=update_text(kind, data, percent=False), completed=_completion(data))
     final = await api.item(str(item["id"]))
     bars.update(task, state=update_text("item", final), label=label(final, 36))
     return final

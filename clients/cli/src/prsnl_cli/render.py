@@ -81,8 +81,7 @@ def progress_fields(progress: dict[str, Any] | None) -> tuple[float | None, str]
         return None, ""
     fraction = progress.get("fraction")
     if progress.get("stage") == "process":
-        profile = f" to {progress['profile']}" if progress.get("profile") else ""
-        return fraction, f"processing{profile}"
+        return fraction, f"making {progress['profile']}" if progress.get("profile") else ""
     done, total = progress.get("downloaded_bytes"), progress.get("total_bytes")
     parts = [human_bytes(done) + (f" / {human_bytes(total)}" if total else "")]
     if progress.get("speed"):
@@ -92,19 +91,21 @@ def progress_fields(progress: dict[str, Any] | None) -> tuple[float | None, str]
     return fraction, ", ".join(parts)
 
 
-def update_text(kind: str, data: dict[str, Any]) -> str:
+def update_text(kind: str, data: dict[str, Any], percent: bool = True) -> str:
     """One line for a live update of an item (what ``watch`` and progress bars show)."""
     status = str(data.get("status") or kind)
     if kind == "progress":
         fraction, detail = progress_fields(data.get("progress"))
-        percent = f" {fraction:.0%}" if fraction is not None else ""
-        return f"{status}{percent} {detail}".rstrip()
+        share = f" {fraction:.0%}" if fraction is not None and percent else ""
+        return f"{status}{share} {detail}".rstrip()
     if kind == "retry":
         retry = data.get("retry") or {}
         return (
             f"{status}, retry {retry.get('attempt')}/{retry.get('max_attempts')} after "
             f"{retry.get('error_code')}: {retry.get('message')}"
         )
+    if kind == "created":
+        return f"{status} (new)"
     if data.get("error_code"):
         return f"{status}: {data['error_code']}: {data.get('message')}"
     if kind == "item" and data.get("error"):
