@@ -190,3 +190,44 @@ def test_usage_errors_exit_2_and_a_missing_key_exits_3(tmp_path: Path) -> None:
     missing = runner.invoke(cli, ["ls", "--json"], env=env)
     assert missing.exit_code == 3
     assert "prsnl login" in json.loads(missing.stderr)["error"]["detail"]
+
+
+def test_watch_prints_each_update_and_rides_out_an_unavailable_gateway(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    answers = iter(
+        [
+            httpx.Response(503, json={"code": "unavailable", "detail": "Restarting."}),
+            httpx.Response(
+                200,
+                text="event: listening\ndata: {}\n\n"
+                'event: created\ndata: {"item_id": "i1", "status": "pending"}\n\n'
+                'event: status\ndata: {"item_id": "i1", "status": "ready"}\n\n',
+            ),
+        ]
+    )
+
+    def gateway(request: httpx.Request) -> httpx.Response:
+        assert request.url.path == "/api/v1/items/events"
+        try:
+            return next(answers)
+        except StopIteration:
+            raise KeyboardInterrupt from None  # the user ends watch with Ctrl-C
+
+    async def no_wait(_: float) -> None:
+        return None
+
+    def fake_api(base_url: str, key: str, timeout: float) -> Api:
+        return Api(base_url, key, timeout, transport=httpx.MockTransport(gateway))
+
+    monkeypatch.setattr("prsnl_cli.main.Api", fake_api)
+    monkeypatch.setattr("prsnl_cli.main.asyncio.sleep", no_wait)
+    env = {"PRSNL_API_KEY": "k", "PRSNL_API_URL": BASE, "PRSNL_CONFIG": str(tmp_path / "c")}
+    result = CliRunner().invoke(cli, ["watch", "--json"], env=env)
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert lines == [
+        {"event": "created", "item_id": "i1", "status": "pending"},
+        {"event": "status", "item_id": "i1", "status": "ready"},
+    ]
+    assert "Restarting" in result.stderr and "watching" in result.stderr
