@@ -901,3 +901,31 @@ def test_ci_runs_make_test_and_builds_every_service_image() -> None:
     (build,) = [s for s in images["steps"] if "build-push-action" in s.get("uses", "")]
     assert build["with"]["file"] == "deploy/Dockerfile"
     assert build["with"]["build-args"] == "SERVICE=${{ matrix.service }}"
+
+
+# --- nginx -----------------------------------------------------------------------
+
+
+def test_the_shipped_nginx_configuration_is_valid(tmp_path: Path) -> None:
+    """``nginx -t`` on deploy/nginx/prsnl.conf, its upstream host and cache folder local."""
+    from bench.nginx import nginx_binary
+
+    shipped = (DEPLOY / "nginx" / "prsnl.conf").read_text()
+    assert "auth_request /_authorize;" in shipped and "proxy_cache prsnl_auth;" in shipped
+    local = shipped.replace("ingest:8000", "127.0.0.1:8000").replace(
+        "/var/cache/nginx/prsnl-auth", str(tmp_path / "cache")
+    )
+    (tmp_path / "prsnl.conf").write_text(local)
+    temp = "".join(f"{name}_temp_path {tmp_path / name};\n" for name in ("client_body", "proxy"))
+    (tmp_path / "nginx.conf").write_text(
+        f"pid {tmp_path / 'nginx.pid'};\nerror_log {tmp_path / 'error.log'};\nevents {{}}\n"
+        f"http {{\n{temp}include {tmp_path / 'prsnl.conf'};\n}}\n"
+    )
+    done = subprocess.run(
+        [nginx_binary(), "-t", "-c", str(tmp_path / "nginx.conf")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
