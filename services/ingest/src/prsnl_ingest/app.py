@@ -47,7 +47,7 @@ from prsnl_ingest.api.deps import (
     provide_owner,
 )
 from prsnl_ingest.api.health import HealthController
-from prsnl_ingest.api.items import ItemController
+from prsnl_ingest.api.items import ItemController, MediaAuthorizationController
 from prsnl_ingest.api.problems import EXCEPTION_HANDLERS
 from prsnl_ingest.catalog import KEYS_CHANNEL
 from prsnl_ingest.live import LiveHub
@@ -131,7 +131,12 @@ def create_app(
             await broker.stop()
             await pool.close()
 
-    handlers: list[Any] = [CaptureController, ItemController, HealthController]
+    handlers: list[Any] = [
+        CaptureController,
+        ItemController,
+        HealthController,
+        MediaAuthorizationController,
+    ]
     if settings.metrics_on_api_port:
         handlers.append(MetricsController)
     return Litestar(
