@@ -30,7 +30,6 @@ def cli_env(api: Api, home: Path, **extra: str) -> dict[str, str]:
         XDG_CONFIG_HOME=str(home / "config"),
         PRSNL_API_URL=api.base_url,
         PRSNL_API_KEY=api.key,
-        COLUMNS="200",
     )
     env.update(extra)
     return env
@@ -225,6 +224,8 @@ def test_exit_codes_of_a_refused_link_a_wrong_key_and_no_api(
     assert nowhere.returncode == 6 and "Cannot reach" in nowhere.stderr
     no_key = prsnl(alice, home, "ls", PRSNL_API_KEY="")
     assert no_key.returncode == 3 and "prsnl login" in no_key.stderr
+    assert prsnl(alice, home, "--api-key", alice.key, "ls", PRSNL_API_KEY="").returncode == 0
+    assert prsnl(alice, home, "--api-key", "prsnl_nope", "ls").returncode == 3
     assert prsnl(alice, home, "save").returncode == 2
 
 

@@ -27,19 +27,25 @@ from prsnl_cli.render import item_details, items_table, label, parse_rate, updat
 
 STATUSES = ["pending", "downloading", "downloaded", "processing", "ready", "failed"]
 F = TypeVar("F", bound=Callable[..., Any])
+PIPE_WIDTH = 1000
 # Markup off: titles, URLs and the API's "[code]" suffixes are printed as they are.
 out = Console(highlight=False, markup=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, markup=False)
+if not out.is_terminal:
+    # Piped into grep, cut or a file: whole lines, never squeezed to 80 columns.
+    out.width = PIPE_WIDTH
 
 
 @dataclass
 class Context:
     api_url: str | None
+    api_key: str | None
     config_path: Path | None
     timeout: float
 
     def config(self) -> config.Config:
-        return config.load(os.environ, self.api_url, self.config_path)
+        env = {**os.environ, "PRSNL_API_KEY": self.api_key} if self.api_key else os.environ
+        return config.load(env, self.api_url, self.config_path)
 
     def api(self) -> Api:
         settings = self.config()
@@ -96,6 +102,11 @@ def path_id(item_id: str) -> str:
     help="Base URL of the API [PRSNL_API_URL, config file, http://127.0.0.1:8000].",
 )
 @click.option(
+    "--api-key",
+    metavar="KEY",
+    help="API key [PRSNL_API_KEY, config file]; other users can see it in ps, prefer those.",
+)
+@click.option(
     "--config",
     "config_path",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -106,12 +117,18 @@ def path_id(item_id: str) -> str:
 )
 @click.version_option(__version__, prog_name="prsnl")
 @click.pass_context
-def cli(ctx: click.Context, api_url: str | None, config_path: Path | None, timeout: float) -> None:
+def cli(
+    ctx: click.Context,
+    api_url: str | None,
+    api_key: str | None,
+    config_path: Path | None,
+    timeout: float,
+) -> None:
     """Save videos from links to your PRSNL Media, watch them progress and fetch them.
 
     The API key comes from PRSNL_API_KEY or the config file that 'prsnl login' writes.
     """
-    ctx.obj = Context(api_url, config_path, timeout)
+    ctx.obj = Context(api_url, api_key, config_path, timeout)
 
 
 pass_context = click.make_pass_decorator(Context)
