@@ -23,6 +23,12 @@ if ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ]; then
     say "installing nginx-light from Debian"
     apt_install nginx-light
 fi
+# Debian's Chromium: the web page's browser tests drive it through Playwright (its own
+# browser downloads are never used).
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+    say "installing chromium and chromium-driver from Debian"
+    apt_install chromium chromium-driver
+fi
 # wrk is only needed by the benchmarks.
 if [ "${WITH_BENCH_TOOLS:-0}" = 1 ]; then
     command -v wrk >/dev/null || { say "installing wrk (load generator)"; apt_install wrk; }
