@@ -5,6 +5,7 @@ subscribes before it reads."""
 from __future__ import annotations
 
 import contextlib
+import time
 import uuid
 from collections.abc import AsyncIterator
 from types import SimpleNamespace
@@ -22,6 +23,7 @@ from prsnl_ingest.app import create_app
 from prsnl_ingest.catalog import ITEMS_CHANNEL, NewCapture, create_owner_key, revoke_key
 from prsnl_ingest.live import LiveHub
 from prsnl_ingest.settings import IngestSettings
+from prsnl_ingest.signing import LinkSigner, MediaLinks
 from tests.support.waiting import eventually as wait_until
 
 pytestmark = pytest.mark.integration
@@ -100,6 +102,10 @@ async def _pending_item(pool: asyncpg.Pool, owner_id: uuid.UUID) -> uuid.UUID:
     return uuid.UUID(str(outcome.item["id"]))
 
 
+def _links(owner_id: uuid.UUID) -> MediaLinks:
+    return MediaLinks("", LinkSigner(b"k" * 32, 3600), owner_id, "0" * 12, time.time())
+
+
 @contextlib.asynccontextmanager
 async def local_gateway(pool: asyncpg.Pool, common: CommonSettings) -> AsyncIterator[Any]:
     """The stream's collaborators in this test's loop (the apps run in another)."""
@@ -120,7 +126,7 @@ async def test_an_owner_holds_a_bounded_number_of_streams(
     owner_id, key = await create_owner_key(pool, f"streams-{uuid.uuid4().hex[:6]}")
     item_id = await _pending_item(pool, owner_id)
     async with local_gateway(pool, gateway_env) as gateway:
-        stream = items._event_stream(gateway, owner_id, item_id, "")
+        stream = items._event_stream(gateway, owner_id, item_id, _links(owner_id))
         assert (await anext(stream)).event == "item"
         assert gateway.hub.streams_of(owner_id) == 1
         await stream.aclose()
@@ -175,7 +181,7 @@ async def _assert_no_update_lost(
         return row
 
     monkeypatch.setattr(items.catalog, "get_item", read_then_change)
-    stream = items._event_stream(gateway, owner_id, item_id, "")
+    stream = items._event_stream(gateway, owner_id, item_id, _links(owner_id))
     try:
         first = await anext(stream)
         assert first.event == "item" and '"status":"pending"' in str(first.data)

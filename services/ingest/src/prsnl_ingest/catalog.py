@@ -118,6 +118,29 @@ async def owner_for_key(pool: asyncpg.Pool, key: str) -> uuid.UUID | None:
     return value if isinstance(value, uuid.UUID) else None
 
 
+async def owner_for_key_id(pool: asyncpg.Pool, key_id: str) -> uuid.UUID | None:
+    """The owner of the unrevoked key whose id (the first hex digits of its hash) is given."""
+    if len(key_id) != KEY_ID_LENGTH or len(key_id) % 2:
+        return None
+    value = await pool.fetchval(
+        "SELECT owner_id FROM api_keys WHERE substring(key_hash FROM 1 FOR $2) = $1 "
+        "AND revoked_at IS NULL LIMIT 1",
+        bytes.fromhex(key_id),
+        KEY_ID_LENGTH // 2,
+    )
+    return value if isinstance(value, uuid.UUID) else None
+
+
+async def link_secret(pool: asyncpg.Pool, candidate: bytes) -> bytes:
+    """The stored secret of signed links; ``candidate`` becomes it on the first start."""
+    async with pool.acquire() as connection, connection.transaction():
+        await connection.execute(
+            "INSERT INTO link_secret (secret) VALUES ($1) ON CONFLICT DO NOTHING", candidate
+        )
+        secret: bytes = await connection.fetchval("SELECT secret FROM link_secret")
+    return secret
+
+
 @dataclass(frozen=True)
 class KeyInfo:
     key_id: str

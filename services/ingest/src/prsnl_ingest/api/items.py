@@ -9,6 +9,7 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
+import asyncpg
 from litestar import Controller, Request, Response, delete, get, post, route
 from litestar.datastructures import State
 from litestar.enums import HttpMethod
@@ -17,10 +18,19 @@ from litestar.response import ServerSentEvent, ServerSentEventMessage, Stream
 
 from prsnl_common.events import Platform
 from prsnl_ingest import catalog
-from prsnl_ingest.api.deps import Gateway, GatewayDep, OwnerDep, base_url, require_json
+from prsnl_ingest.api.deps import (
+    Gateway,
+    GatewayDep,
+    LinksDep,
+    OwnerDep,
+    owner_of_link,
+    provide_owner,
+    require_json,
+)
 from prsnl_ingest.api.problems import ApiError, problem, problem_responses
 from prsnl_ingest.api.schemas import PROFILES, ItemPage, ItemView, TranscodeRequest
 from prsnl_ingest.catalog import CatalogError
+from prsnl_ingest.signing import LinkGrant, MediaLinks
 from prsnl_ingest.streaming import (
     RangeNotSatisfiable,
     if_range_allows,
@@ -31,6 +41,9 @@ from prsnl_ingest.streaming import (
 )
 
 AnyRequest = Request[object, object, State]
+LinkParam = Annotated[
+    str | None, QueryParameter(description="Part of a signed link (exp, kid, sig)")
+]
 ItemId = FromPath[uuid.UUID]
 CONTENT_TYPES = {".mp4": "video/mp4", ".m4a": "audio/mp4", ".jpg": "image/jpeg"}
 Status = Literal["pending", "downloading", "downloaded", "processing", "ready", "failed"]
@@ -47,7 +60,7 @@ class ItemController(Controller):
         self,
         owner_id: OwnerDep,
         gateway: GatewayDep,
-        request: AnyRequest,
+        links: LinksDep,
         status: FromQuery[Status | None] = None,
         platform: FromQuery[Platform | None] = None,
         q: Annotated[
@@ -77,15 +90,14 @@ class ItemController(Controller):
             cursor=cursor,
             limit=limit or gateway.settings.page_size,
         )
-        base = base_url(request, gateway)
-        return ItemPage([ItemView.from_row(r, base) for r in page.items], page.next_cursor)
+        return ItemPage([ItemView.from_row(r, links) for r in page.items], page.next_cursor)
 
     @get("/{item_id:uuid}", summary="One item", responses=problem_responses(404))
     async def get_item(
-        self, item_id: ItemId, owner_id: OwnerDep, gateway: GatewayDep, request: AnyRequest
+        self, item_id: ItemId, owner_id: OwnerDep, gateway: GatewayDep, links: LinksDep
     ) -> ItemView:
         row = await catalog.get_item(gateway.pool, owner_id, item_id)
-        return ItemView.from_row(row, base_url(request, gateway))
+        return ItemView.from_row(row, links)
 
     @delete(
         "/{item_id:uuid}",
@@ -103,10 +115,10 @@ class ItemController(Controller):
         responses=problem_responses(404, 409, s409="not_retryable"),
     )
     async def retry_item(
-        self, item_id: ItemId, owner_id: OwnerDep, gateway: GatewayDep, request: AnyRequest
+        self, item_id: ItemId, owner_id: OwnerDep, gateway: GatewayDep, links: LinksDep
     ) -> ItemView:
         row = await catalog.retry_item(gateway.pool, owner_id, item_id)
-        return ItemView.from_row(row, base_url(request, gateway))
+        return ItemView.from_row(row, links)
 
     @post(
         "/{item_id:uuid}/transcode",
@@ -121,12 +133,12 @@ class ItemController(Controller):
         data: JSONBody[TranscodeRequest],
         owner_id: OwnerDep,
         gateway: GatewayDep,
-        request: AnyRequest,
+        links: LinksDep,
     ) -> ItemView:
         if data.profile not in PROFILES:
             raise ApiError("unknown_profile", f"profile must be one of {', '.join(PROFILES)}.")
         row = await catalog.request_transcode(gateway.pool, owner_id, item_id, data.profile)
-        return ItemView.from_row(row, base_url(request, gateway))
+        return ItemView.from_row(row, links)
 
     @get(
         "/{item_id:uuid}/events",
@@ -134,14 +146,14 @@ class ItemController(Controller):
         responses=problem_responses(404, 429, s429="too_many_streams"),
     )
     async def item_events(
-        self, item_id: ItemId, owner_id: OwnerDep, gateway: GatewayDep, request: AnyRequest
+        self, item_id: ItemId, owner_id: OwnerDep, gateway: GatewayDep, links: LinksDep
     ) -> ServerSentEvent:
         await catalog.get_item(gateway.pool, owner_id, item_id)  # 404 before the stream starts
         limit = gateway.settings.max_streams_per_owner
         if gateway.hub.streams_of(owner_id) >= limit:
             raise ApiError("too_many_streams", f"At most {limit} live streams per owner.")
         return ServerSentEvent(
-            _event_stream(gateway, owner_id, item_id, base_url(request, gateway)),
+            _event_stream(gateway, owner_id, item_id, links),
             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
         )
 
@@ -149,12 +161,22 @@ class ItemController(Controller):
         "/{item_id:uuid}/video",
         http_method=[HttpMethod.GET, HttpMethod.HEAD],
         summary="Stream the playable video (Range, If-Range, ETag, Last-Modified)",
-        responses=problem_responses(404, 409, 416, s409="not_ready"),
+        description="With a Bearer key, or without one through the signed link of an item "
+        "answer (links.video).",
+        responses=problem_responses(403, 404, 409, 416, s409="not_ready"),
     )
     async def item_video(
-        self, item_id: ItemId, owner_id: OwnerDep, gateway: GatewayDep, request: AnyRequest
+        self,
+        item_id: ItemId,
+        gateway: GatewayDep,
+        request: AnyRequest,
+        exp: LinkParam = None,
+        kid: LinkParam = None,
+        sig: LinkParam = None,
     ) -> Response[Any]:
-        row = await catalog.get_item(gateway.pool, owner_id, item_id)
+        grant = LinkGrant.from_query({"exp": exp, "kid": kid, "sig": sig} if sig else {})
+        row, owner_id = await _item_for_media(gateway, request, item_id, grant)
+        _check_grant(gateway, grant, row["video_key"], owner_id)
         if not row["video_key"]:
             raise ApiError("not_ready", f"The item is {row['status']}; no video yet.")
         return _serve(request, gateway, row["video_key"])
@@ -162,25 +184,50 @@ class ItemController(Controller):
     @get(
         "/{item_id:uuid}/thumbnails/{width:int}",
         summary="A JPEG thumbnail of the given width",
-        responses=problem_responses(404),
+        description="With a Bearer key, or without one through the signed link of an item "
+        "answer (links.thumbnails).",
+        responses=problem_responses(403, 404),
     )
     async def item_thumbnail(
         self,
         item_id: ItemId,
         width: FromPath[int],
-        owner_id: OwnerDep,
         gateway: GatewayDep,
         request: AnyRequest,
+        exp: LinkParam = None,
+        kid: LinkParam = None,
+        sig: LinkParam = None,
     ) -> Response[Any]:
-        row = await catalog.get_item(gateway.pool, owner_id, item_id)
+        grant = LinkGrant.from_query({"exp": exp, "kid": kid, "sig": sig} if sig else {})
+        row, owner_id = await _item_for_media(gateway, request, item_id, grant)
         key = (row["thumbnail_keys"] or {}).get(str(width))
+        _check_grant(gateway, grant, key, owner_id)
         if not key:
             raise ApiError("not_found", f"No {width}px thumbnail for this item.")
         return _serve(request, gateway, key)
 
 
+async def _item_for_media(
+    gateway: Gateway, request: AnyRequest, item_id: uuid.UUID, grant: LinkGrant | None
+) -> tuple[asyncpg.Record, uuid.UUID]:
+    """The item and its owner, known from the Bearer key or from the signed link's key."""
+    if grant is None:
+        owner_id = await provide_owner(request, request.app.state)
+    else:
+        owner_id = await owner_of_link(gateway, grant)
+    return await catalog.get_item(gateway.pool, owner_id, item_id), owner_id
+
+
+def _check_grant(
+    gateway: Gateway, grant: LinkGrant | None, key: str | None, owner_id: uuid.UUID
+) -> None:
+    """A signed link must sign exactly the file the item has now (none: it is not this one)."""
+    if grant is not None:
+        gateway.signer.verify(grant, key or "", owner_id)
+
+
 async def _event_stream(
-    gateway: Gateway, owner_id: uuid.UUID, item_id: uuid.UUID, base: str
+    gateway: Gateway, owner_id: uuid.UUID, item_id: uuid.UUID, links: MediaLinks
 ) -> AsyncIterator[ServerSentEventMessage]:
     """The item's state, then every change: subscribed before reading, so none falls between."""
     from litestar.serialization import encode_json
@@ -191,7 +238,7 @@ async def _event_stream(
         except CatalogError:
             yield ServerSentEventMessage(data="{}", event="deleted")
             return
-        view = ItemView.from_row(row, base)
+        view = ItemView.from_row(row, links)
         yield ServerSentEventMessage(data=encode_json(view).decode(), event="item")
         while True:
             try:
