@@ -310,6 +310,8 @@ def test_search_status_filter_load_more_phone_width_and_keyboard(
     page.keyboard.press("Enter")
     expect(page.locator("#item-title")).to_be_focused()
     expect(page.locator("#item-title")).to_have_text("short")
+    expect(page.locator("#player")).to_be_visible()
+    page.wait_for_function("() => document.getElementById('player').readyState >= 1")
     web.no_scrolling_sideways()
     page.screenshot(path=artifacts / "web-item-phone.png", full_page=True)
     page.go_back()  # the browser's Back returns to the list

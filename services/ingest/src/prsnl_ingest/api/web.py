@@ -12,11 +12,13 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from litestar import Response, Router, route
+from litestar import Request, Response, Router, route
+from litestar.datastructures import State
 from litestar.enums import HttpMethod
 from litestar.response import File
 from litestar.static_files import create_static_files_router
 
+from prsnl_ingest.api.problems import ApiError
 from prsnl_ingest.settings import IngestSettings
 
 WEB_ROOT = Path(__file__).resolve().parent.parent / "web"
@@ -36,7 +38,7 @@ def content_security_policy(public_url: str = "") -> str:
             "default-src 'none'",
             "script-src 'self'",
             "style-src 'self'",
-            f"img-src {media} data:",
+            f"img-src {media}",
             f"media-src {media}",
             f"connect-src {media}",
             "manifest-src 'self'",
@@ -59,6 +61,12 @@ def security_headers(public_url: str = "") -> dict[str, str]:
         "Cross-Origin-Resource-Policy": "same-origin",
         "Permissions-Policy": "camera=(), microphone=(), geolocation=(), payment=(), usb=()",
     }
+
+
+def refuse_nul(request: Request[object, object, State]) -> None:
+    """No file name holds NUL; the file system would raise on one (a 500) instead of a 404."""
+    if "\x00" in request.scope["path"]:
+        raise ApiError("not_found", "No such file.")
 
 
 def web_router(settings: IngestSettings) -> Router:
@@ -87,8 +95,8 @@ def web_router(settings: IngestSettings) -> Router:
         path="/web",
         directories=[WEB_ROOT],
         name="web-assets",
+        before_request=refuse_nul,
         include_in_schema=False,
-        resolve_symlinks=False,
     )
     return Router(
         path="/",
