@@ -86,11 +86,21 @@ def browser() -> Iterator[Browser]:
 
 @pytest.fixture
 def web(browser: Browser, stack: Stack) -> Iterator[Web]:
+    yield from _tab(browser, stack, stack.client(stack.create_key(f"web-{uuid.uuid4().hex[:8]}")))
+
+
+@pytest.fixture
+def anonymous(browser: Browser, stack: Stack) -> Iterator[Web]:
+    """A tab for what needs no owner (the page's own code)."""
+    yield from _tab(browser, stack, Api(stack.base_url, f"no-key-{uuid.uuid4().hex}"))
+
+
+def _tab(browser: Browser, stack: Stack, owner: Api) -> Iterator[Web]:
+    """A fresh browser context; afterwards no CSP violation, no uncaught error, no key in a URL."""
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     context.add_init_script(CSP_LOG)
     page = context.new_page()
     page.set_default_timeout(PAGE_MS)
-    owner = stack.client(stack.create_key(f"web-{uuid.uuid4().hex[:8]}"))
     web = Web(page, stack, owner)
     # Playwright cannot take a builtin method as a handler.
     page.on("request", lambda request: web.requests.append(request))  # noqa: PLW0108
@@ -142,10 +152,10 @@ def test_sign_in_refuses_an_unknown_key_keeps_a_good_one_out_of_urls_and_signs_o
     assert any("/api/v1/items" in r.url for r in web.requests)
 
 
-def test_the_event_parser_survives_any_chunking(web: Web) -> None:
+def test_the_event_parser_survives_any_chunking(anonymous: Web) -> None:
     """SSE arrives in arbitrary pieces: events split mid-line, CRLF, comments, unknown fields."""
-    web.page.goto(f"{web.stack.base_url}/")
-    events = web.page.evaluate(
+    anonymous.page.goto(f"{anonymous.stack.base_url}/")
+    events = anonymous.page.evaluate(
         """async () => {
           const { EventParser } = await import("/web/api.js");
           const text = ': keep-alive\\r\\n\\r\\nevent: item\\r\\ndata: {"id": 1,\\r\\n' +
@@ -170,6 +180,23 @@ def test_the_event_parser_survives_any_chunking(web: Web) -> None:
     assert events == [expected] * 5
 
 
+def test_dropped_links_join_the_box(anonymous: Web) -> None:
+    page = anonymous.page
+    page.goto(f"{anonymous.stack.base_url}/")
+    page.locator("#links").evaluate(
+        """(area) => {
+          area.value = "https://example.com/a";
+          const data = new DataTransfer();
+          const list = ["# a comment", "https://example.com/b", "https://example.com/c"];
+          data.setData("text/uri-list", list.join("\\r\\n"));
+          const init = { dataTransfer: data, bubbles: true, cancelable: true };
+          area.dispatchEvent(new DragEvent("drop", init));
+        }"""
+    )
+    expected = "https://example.com/a\nhttps://example.com/b\nhttps://example.com/c"
+    expect(page.locator("#links")).to_have_value(expected)
+
+
 def test_pasted_links_show_progress_then_play_seek_and_re_transcode(
     web: Web, media: MediaServer, clips: Path, artifacts: Path
 ) -> None:
@@ -178,6 +205,7 @@ def test_pasted_links_show_progress_then_play_seek_and_re_transcode(
     # Paced so the download lasts a few seconds and its progress can be watched.
     rate = max(64 * 1024, (clips / "h264.mp4").stat().st_size // 4)
     link = media.url(f"/slow/h264.mp4?rate={rate}")
+    page.get_by_label("Max height").select_option("720")
     results = web.save(link, "ftp://example.com/video.mp4")
     expect(results.nth(0)).to_have_text(f"Saved: {link}")
     expect(results.nth(1)).to_contain_text("(unsupported_scheme)")
@@ -200,6 +228,8 @@ def test_pasted_links_show_progress_then_play_seek_and_re_transcode(
     card.locator(".title").click()
     expect(page.locator("#item-page")).to_be_visible()
     expect(page.locator("#item-title")).to_be_focused()
+    expect(page.locator("#metadata")).to_contain_text("at most 720p")
+    assert web.api.item(item_id)["options"]["max_height"] == 720
     source = web.video("v.currentSrc || v.src")
     assert "sig=" in source and "exp=" in source, source
     _play_and_seek(web)
@@ -242,7 +272,13 @@ def test_a_failed_link_shows_its_reason_retry_works_once_fixed_and_delete_remove
     source.mkdir()
     with MediaServer(source) as server:
         web.sign_in()
-        web.save(server.url("/files/later.mp4"))
+        page.get_by_label("Audio only").check()
+        with page.expect_request("**/api/v1/captures") as sent:
+            web.save(server.url("/files/later.mp4"))
+        assert sent.value.post_data_json == {
+            "url": server.url("/files/later.mp4"),
+            "audio_only": True,
+        }
         item_id = web.newest_card_id()
         card = web.card(item_id)
         reason = card.locator(".reason")
@@ -255,8 +291,11 @@ def test_a_failed_link_shows_its_reason_retry_works_once_fixed_and_delete_remove
         expect(reason).to_be_hidden()
         expect(card.get_by_role("button", name="Retry")).to_be_hidden()
 
+    ready = web.api.item(item_id)
+    assert ready["options"]["audio_only"] is True and ready["video_codec"] is None, ready
     card.locator(".title").click()
     expect(page.locator("#item-page")).to_be_visible()
+    expect(page.locator("#metadata")).to_contain_text("audio only")
     page.once("dialog", lambda dialog: dialog.accept())
     page.get_by_role("button", name="Delete").click()
     expect(page.locator("#library")).to_be_visible()

@@ -274,11 +274,13 @@ async function retry(id, where) {
 
 // --- capture -----------------------------------------------------------------------------
 
+/** The links of a text: words on lines that are not comments (text/uri-list has "# ..."). */
 function linksOf(text) {
   const links = text
-    .split(/\s+/)
-    .map((word) => word.trim())
-    .filter((word) => word && !word.startsWith("#"));
+    .split(/\r\n|\r|\n/)
+    .filter((line) => !line.trim().startsWith("#"))
+    .flatMap((line) => line.split(/\s+/))
+    .filter(Boolean);
   return [...new Set(links)];
 }
 
