@@ -121,7 +121,7 @@ def _tab(browser: Browser, stack: Stack, owner: Api) -> Iterator[Web]:
         context.close()
 
 
-def test_sign_in_refuses_an_unknown_key_keeps_a_good_one_out_of_urls_and_signs_out(
+def test_sign_in_refuses_a_bad_key_keeps_a_good_one_out_of_urls_and_drops_a_revoked_one(
     web: Web,
 ) -> None:
     page = web.page
@@ -150,6 +150,13 @@ def test_sign_in_refuses_an_unknown_key_keeps_a_good_one_out_of_urls_and_signs_o
     expect(page.get_by_label("API key")).to_be_visible()
     assert page.evaluate("localStorage.getItem('prsnl.apiKey')") is None
     assert any("/api/v1/items" in r.url for r in web.requests)
+
+    web.sign_in()
+    web.stack.revoke_key(web.api.key)  # a revoked key sends the page back to sign in
+    page.get_by_role("button", name="Search", exact=True).click()
+    expect(page.locator("#sign-in-error")).to_contain_text("unknown or revoked")
+    expect(page.get_by_label("API key")).to_be_visible()
+    assert page.evaluate("localStorage.getItem('prsnl.apiKey')") is None
 
 
 def test_the_event_parser_survives_any_chunking(anonymous: Web) -> None:
