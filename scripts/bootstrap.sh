@@ -29,6 +29,12 @@ if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; the
     say "installing chromium and chromium-driver from Debian"
     apt_install chromium chromium-driver
 fi
+# promtool (Debian's prometheus package) checks and unit-tests the alert rules; the
+# Prometheus server itself scrapes a running stack in the end-to-end tests.
+if ! command -v promtool >/dev/null || ! command -v prometheus >/dev/null; then
+    say "installing prometheus (and promtool) from Debian"
+    apt_install prometheus
+fi
 # wrk is only needed by the benchmarks.
 if [ "${WITH_BENCH_TOOLS:-0}" = 1 ]; then
     command -v wrk >/dev/null || { say "installing wrk (load generator)"; apt_install wrk; }
@@ -66,4 +72,11 @@ if ! rabbit_up; then
     rabbitmqctl await_startup >/dev/null 2>&1 || true
     for _ in $(seq 1 60); do rabbit_up && break; sleep 1; done
     rabbit_up || { echo "RabbitMQ did not start" >&2; exit 1; }
+fi
+
+# RabbitMQ's own Prometheus endpoint (:15692): queue depth, unacknowledged messages and
+# consumers per queue, which the alert rules and the dashboard read.
+if ! rabbitmq-plugins is_enabled rabbitmq_prometheus >/dev/null 2>&1; then
+    say "enabling RabbitMQ's rabbitmq_prometheus plugin"
+    rabbitmq-plugins enable rabbitmq_prometheus >/dev/null
 fi

@@ -390,6 +390,52 @@ def test_prometheus_scrapes_every_service_and_rabbitmq() -> None:
     assert jobs["rabbitmq"]["static_configs"][0]["targets"] == ["rabbitmq:15692"]
 
 
+def _promtool(*args: str) -> str:
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool is missing: scripts/bootstrap.sh installs Debian's prometheus"
+    done = subprocess.run(
+        [promtool, *args],
+        cwd=DEPLOY / "prometheus",
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def test_prometheus_config_and_alert_rules_pass_promtool() -> None:
+    assert "SUCCESS" in _promtool("check", "config", "prometheus.yml")
+    assert "SUCCESS" in _promtool("check", "rules", "alerts.yml")
+
+
+def test_every_alert_rule_has_unit_tests_that_pass() -> None:
+    rules = yaml.safe_load((DEPLOY / "prometheus" / "alerts.yml").read_text())
+    names = {r["alert"] for group in rules["groups"] for r in group["rules"]}
+    tests = yaml.safe_load((DEPLOY / "prometheus" / "alerts.test.yml").read_text())
+    tested = {
+        case["alertname"]
+        for test in tests["tests"]
+        for case in test.get("alert_rule_test", [])
+        if case.get("exp_alerts")
+    }
+    assert names <= tested, f"rules without a firing test: {sorted(names - tested)}"
+    assert "SUCCESS" in _promtool("test", "rules", "alerts.test.yml")
+
+
+def test_alert_rules_use_the_metrics_the_services_define() -> None:
+    rules = yaml.safe_load((DEPLOY / "prometheus" / "alerts.yml").read_text())
+    exprs = [r["expr"] for group in rules["groups"] for r in group["rules"]]
+    used: set[str] = set()
+    for expr in exprs:
+        used.update(re.findall(r"\bprsnl_[a-z0-9_]+", re.sub(r'"[^"]*"', '""', expr)))
+    defined = _defined_metrics()
+    for metric in used:
+        base = re.sub(r"_total$", "", metric)
+        assert {metric, base} & defined, f"an alert queries {metric}, which no service defines"
+
+
 # --- Grafana -------------------------------------------------------------------
 
 

@@ -40,7 +40,7 @@ async def capture(
     try:
         await check_url(url, allowlist)
     except PipelineError as exc:
-        metrics.CAPTURES.labels(platform="unknown", outcome=exc.code).inc()
+        metrics.CAPTURES.labels(platform="unknown", source=source, outcome=exc.code).inc()
         raise
     classified = classify(url)
     outcome = await catalog.capture(
@@ -57,7 +57,9 @@ async def capture(
         ),
     )
     metrics.CAPTURES.labels(
-        platform=classified.platform, outcome="created" if outcome.created else "duplicate"
+        platform=classified.platform,
+        source=source,
+        outcome="created" if outcome.created else "duplicate",
     ).inc()
     return outcome
 
