@@ -129,3 +129,41 @@ async def test_bearer_access_to_the_bare_path_still_works(
         f"/api/v1/items/{ready_item.id}/{route}", headers=ready_item.headers
     )
     assert response.status_code == 200
+
+
+@pytest.mark.parametrize(
+    "original",
+    [
+        None,
+        "",
+        "garbage",
+        "/api/v1/items/------------------------------------/video?exp=1&kid=a1b2c3d4e5f6&sig="
+        + "A" * 32,
+        "/api/v1/items/00000000-0000-0000-0000-000000000000/video?exp=1&kid=a1b2c3d4e5f6&sig="
+        + "A" * 32,
+        "/api/v1/items/00000000-0000-0000-0000-000000000000/video",
+        "/api/v1/items/x/video?" + "&".join(f"p{i}=1" for i in range(5000)),
+        "/api/v1/items/00000000-0000-0000-0000-000000000000/thumbnails/99999999999?sig=%00",
+    ],
+)
+async def test_the_media_authorisation_refuses_anything_but_a_valid_link(
+    client: AnyClient, original: str | None
+) -> None:
+    headers = {} if original is None else {"X-Original-URI": original}
+    response = await client.get("/_internal/media-authorization", headers=headers)
+    assert response.status_code == 403 and "x-media-key" not in response.headers
+
+
+async def test_the_media_authorisation_names_the_file_of_a_valid_link(
+    client: AnyClient, ready_item: ReadyItem
+) -> None:
+    links = await _links(client, ready_item.id, ready_item.headers)
+    for link, name in (
+        (links["video"], "video.mp4"),
+        (links["thumbnails"]["320"], "thumb-320.jpg"),
+    ):
+        response = await client.get(
+            "/_internal/media-authorization", headers={"X-Original-URI": _local(link)}
+        )
+        assert response.status_code == 200
+        assert response.headers["x-media-key"] == f"items/{ready_item.id}/{name}"

@@ -47,7 +47,7 @@ from prsnl_ingest.api.deps import (
     provide_owner,
 )
 from prsnl_ingest.api.health import HealthController
-from prsnl_ingest.api.items import ItemController
+from prsnl_ingest.api.items import ItemController, MediaAuthorizationController
 from prsnl_ingest.api.problems import EXCEPTION_HANDLERS
 from prsnl_ingest.api.web import web_router
 from prsnl_ingest.catalog import KEYS_CHANNEL
@@ -137,6 +137,7 @@ def create_app(
         ItemController,
         HealthController,
         web_router(settings),
+        MediaAuthorizationController,
     ]
     if settings.metrics_on_api_port:
         handlers.append(MetricsController)

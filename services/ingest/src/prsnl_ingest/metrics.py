@@ -11,3 +11,8 @@ CAPTURES = Counter(
 OUTCOMES = Counter(
     "prsnl_item_outcomes_total", "Items finished, by status and error code", ["status", "code"]
 )
+MEDIA_AUTHORIZATIONS = Counter(
+    "prsnl_media_authorizations_total",
+    "Signed media links nginx asked the gateway about (auth_request), by outcome",
+    ["outcome"],
+)

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
+from urllib.parse import parse_qs, urlsplit
 
 import asyncpg
 from litestar import Controller, Request, Response, delete, get, post, route
@@ -30,7 +32,8 @@ from prsnl_ingest.api.deps import (
 from prsnl_ingest.api.problems import ApiError, problem, problem_responses
 from prsnl_ingest.api.schemas import PROFILES, ItemPage, ItemView, TranscodeRequest
 from prsnl_ingest.catalog import CatalogError
-from prsnl_ingest.signing import LinkGrant, MediaLinks
+from prsnl_ingest.metrics import MEDIA_AUTHORIZATIONS
+from prsnl_ingest.signing import LinkGrant, LinkRefused, MediaLinks
 from prsnl_ingest.streaming import (
     RangeNotSatisfiable,
     if_range_allows,
@@ -205,6 +208,52 @@ class ItemController(Controller):
         if not key:
             raise ApiError("not_found", f"No {width}px thumbnail for this item.")
         return _serve(request, gateway, key)
+
+
+MEDIA_PATH = re.compile(
+    r"^/api/v1/items/(?P<item>[0-9a-fA-F-]{36})/(?P<name>video|thumbnails/(?P<width>[0-9]{1,5}))$"
+)
+
+
+class MediaAuthorizationController(Controller):
+    """What nginx asks before it serves a signed media link itself (``auth_request``).
+
+    nginx sends the link in ``X-Original-URI``; the answer is 200 with the file's storage
+    key in ``X-Media-Key`` (nginx caches it for a few seconds and serves every range of
+    the link from disk), or 403 for any refusal, after which nginx passes the request to
+    the gateway's own route so the client gets the problem with its code.
+    """
+
+    path = "/_internal/media-authorization"
+    include_in_schema = False
+
+    @get("/", status_code=200)
+    async def authorize_media(self, gateway: GatewayDep, request: AnyRequest) -> Response[bytes]:
+        try:
+            key = await _signed_media_key(gateway, request, request.headers.get("x-original-uri"))
+        except (ApiError, CatalogError, LinkRefused, ValueError):
+            key = None
+        MEDIA_AUTHORIZATIONS.labels("refused" if key is None else "allowed").inc()
+        if key is None:
+            return Response(b"", status_code=403, headers={"Cache-Control": "no-store"})
+        return Response(b"", headers={"X-Media-Key": key})
+
+
+async def _signed_media_key(
+    gateway: Gateway, request: AnyRequest, original: str | None
+) -> str | None:
+    """The storage key a signed link opens, or None when it is no signed media link."""
+    parts = urlsplit(original or "")
+    match = MEDIA_PATH.match(parts.path)
+    query = {k: v[0] for k, v in parse_qs(parts.query, max_num_fields=10).items()}
+    grant = LinkGrant.from_query(query) if match else None
+    if match is None or grant is None:
+        return None
+    row, owner_id = await _item_for_media(gateway, request, uuid.UUID(match["item"]), grant)
+    thumbs = row["thumbnail_keys"] or {}
+    key = row["video_key"] if match["name"] == "video" else thumbs.get(match["width"])
+    _check_grant(gateway, grant, key, owner_id)
+    return key if isinstance(key, str) else None
 
 
 async def _item_for_media(
