@@ -283,6 +283,11 @@ class FileOrphaned(Event):
     storage_key: str
     size: int | None = None
     reason: OrphanReason
+    delete_after: dt.datetime | None = Field(
+        default=None,
+        description="Found by the janitor's scan: removed after this moment (UTC) if still "
+        "unreferenced then; None: the catalog let go of it, remove it now",
+    )
 
 
 ALL_EVENTS: tuple[type[Event], ...] = (
