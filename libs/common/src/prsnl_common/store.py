@@ -137,13 +137,6 @@ class LocalMediaStore:
                 key = path.relative_to(self.root).as_posix()
                 yield StoredFile(key, stat.st_size, stat.st_mtime)
 
-    def usage(self) -> dict[str, int]:
-        """Bytes by kind: original, video, thumbnail, temp."""
-        totals = {"original": 0, "video": 0, "thumbnail": 0, "temp": 0}
-        for stored in self.list():
-            totals[kind_of(stored.key)] = totals.get(kind_of(stored.key), 0) + stored.size
-        return totals
-
     def free_bytes(self) -> int:
         return shutil.disk_usage(self.root).free
 
@@ -159,8 +152,9 @@ class LocalMediaStore:
 
 
 def kind_of(key: str) -> str:
+    """original, video, thumbnail, or temp: scratch, a temporary name, anything outside items/."""
     name = PurePosixPath(key).name
-    if key.startswith("tmp/"):
+    if not key.startswith("items/") or name.endswith(".part"):
         return "temp"
     if name.startswith("thumb-"):
         return "thumbnail"

@@ -75,7 +75,7 @@ async def download_video(
             request = DownloadRequest(
                 url=event.url,
                 workdir=workdir,
-                max_bytes=settings.max_bytes,
+                max_bytes=byte_cap(event, settings),
                 max_height=event.options.max_height or settings.default_max_height,
                 audio_only=event.options.audio_only,
                 platform=event.platform,
@@ -88,8 +88,9 @@ async def download_video(
                 try:
                     result = await pool.run(request, progress)
                 except PipelineError as error:
+                    error = over_quota(error, event, settings)
                     span.set_attribute("prsnl.error_code", error.code)
-                    raise
+                    raise error from None
                 span.set_attribute("prsnl.bytes", result.size)
             for warning in result.warnings:
                 logger.info("yt-dlp warning: %s", warning, extra=log)
@@ -114,6 +115,28 @@ async def download_video(
         raise
     finally:
         record_download(event.platform, outcome, time.monotonic() - started, stored_size)
+
+
+def byte_cap(event: UrlCaptured, settings: DownloaderSettings) -> int:
+    """The bytes this download may take: the size limit, or what the owner's quota leaves."""
+    if event.quota is None:
+        return settings.max_bytes
+    return min(settings.max_bytes, event.quota.left_bytes)
+
+
+def over_quota(
+    error: PipelineError, event: UrlCaptured, settings: DownloaderSettings
+) -> PipelineError:
+    """A download stopped by the cap fails ``quota_exceeded`` when the quota set the cap."""
+    quota = event.quota
+    if error.code != "too_large" or quota is None or quota.left_bytes >= settings.max_bytes:
+        return error
+    return PermanentError(
+        "quota_exceeded",
+        f"The download would pass the owner's storage quota: {quota.used_bytes} of "
+        f"{quota.max_bytes} bytes were stored, {quota.left_bytes} left; it was stopped "
+        f"({error.message})",
+    )
 
 
 def downloaded_event(

@@ -63,7 +63,7 @@ def make_setup(settings: JanitorSettings, common: CommonSettings) -> Any:
             while True:
                 try:
                     findings = await sweep.sweep_once(pool, store, publisher.publish, settings)
-                    await asyncio.to_thread(janitor.measure, store)
+                    await janitor.measure(pool, store)
                     removed = [f for f in findings if f.action == "removed"]
                     if removed:
                         logger.info("sweep removed %d files or scratch folders", len(removed))

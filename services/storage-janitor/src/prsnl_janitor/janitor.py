@@ -13,6 +13,7 @@ from prometheus_client import Counter, Gauge
 
 from prsnl_common.events import FileOrphaned, ItemDeleted
 from prsnl_common.store import LocalMediaStore
+from prsnl_common.usage import StorageReport, storage_report
 from prsnl_janitor import orphans
 from prsnl_janitor.orphans import Finding
 
@@ -20,7 +21,11 @@ logger = logging.getLogger(__name__)
 FILES_REMOVED = Counter("prsnl_janitor_files_removed_total", "Files removed", ["reason"])
 CLEANUP_RUNS = Counter("prsnl_janitor_cleanup_runs_total", "Sweeps run", ["kind"])
 STORAGE_BYTES = Gauge("prsnl_storage_bytes", "Bytes in the media store by kind", ["kind"])
+STORAGE_FILES = Gauge("prsnl_storage_files", "Files in the media store by kind", ["kind"])
+OWNER_BYTES = Gauge("prsnl_storage_owner_bytes", "Bytes stored for each owner", ["owner"])
+OWNER_FILES = Gauge("prsnl_storage_owner_files", "Files stored for each owner", ["owner"])
 FREE_BYTES = Gauge("prsnl_storage_free_bytes", "Free bytes on the media store's disk")
+DISK_BYTES = Gauge("prsnl_storage_disk_bytes", "Size of the media store's disk")
 
 
 async def remove_deleted_item(event: ItemDeleted, store: LocalMediaStore) -> int:
@@ -118,10 +123,17 @@ def count_removed(findings: list[Finding]) -> None:
             FILES_REMOVED.labels(reason=finding.reason).inc()
 
 
-def measure(store: LocalMediaStore) -> dict[str, int]:
-    """S4: bytes by kind and free disk, as gauges."""
-    usage = store.usage()
-    for kind in ("original", "video", "thumbnail", "temp"):
-        STORAGE_BYTES.labels(kind=kind).set(usage.get(kind, 0))
-    FREE_BYTES.set(store.free_bytes())
-    return usage
+async def measure(pool: asyncpg.Pool, store: LocalMediaStore) -> StorageReport:
+    """S4: the numbers of GET /api/v1/storage as gauges: by kind, by owner, free disk."""
+    report = await storage_report(pool, store)
+    for kind, counted in report.everything.kinds.items():
+        STORAGE_BYTES.labels(kind=kind).set(counted.bytes)
+        STORAGE_FILES.labels(kind=kind).set(counted.files)
+    OWNER_BYTES.clear()
+    OWNER_FILES.clear()
+    for owner in report.owners:
+        OWNER_BYTES.labels(owner=owner.name).set(owner.usage.total.bytes)
+        OWNER_FILES.labels(owner=owner.name).set(owner.usage.total.files)
+    FREE_BYTES.set(report.free_bytes)
+    DISK_BYTES.set(report.disk_bytes)
+    return report
