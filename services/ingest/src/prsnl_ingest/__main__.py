@@ -56,6 +56,24 @@ def main(argv: list[str] | None = None) -> None:
     quota.add_argument(
         "--captures-per-day", dest="max_captures", default="default", help="e.g. 50, 0, default"
     )
+    retention = commands.add_parser(
+        "set-retention",
+        help="set an owner's retention policy (off by default; neither limit turns it off)",
+    )
+    retention.add_argument("--owner", required=True, help="owner name")
+    retention.add_argument(
+        "--older-than-days", type=int, help="remove finished items older than this many days"
+    )
+    retention.add_argument(
+        "--max-size", help="remove the oldest finished items while the owner stores more (20G)"
+    )
+    applying = commands.add_parser(
+        "apply-retention",
+        help="remove what the retention policies say; prints owner, item, created, bytes, why",
+    )
+    applying.add_argument(
+        "--dry-run", action="store_true", help="list what would be removed, remove nothing"
+    )
     commands.add_parser("migrate", help="create the database if needed and apply migrations")
     args = parser.parse_args(argv)
 
@@ -81,6 +99,19 @@ def main(argv: list[str] | None = None) -> None:
         if not asyncio.run(_set_quota(common, args.owner, *limits)):
             sys.exit(f"no owner named {args.owner!r} (create-key makes one)")
         print(f"quota of {args.owner}: bytes {_shown(limits[0])}, captures/day {_shown(limits[1])}")
+    elif args.command == "set-retention":
+        try:
+            max_bytes = _limit(args.max_size, sizes=True) if args.max_size else None
+        except ValueError as exc:
+            sys.exit(str(exc))
+        if args.older_than_days is not None and args.older_than_days <= 0:
+            sys.exit("--older-than-days must be a positive number of days")
+        if not asyncio.run(_set_retention(common, args.owner, args.older_than_days, max_bytes)):
+            sys.exit(f"no owner named {args.owner!r} (create-key makes one)")
+        print(f"retention of {args.owner}: days {args.older_than_days}, bytes {max_bytes}")
+    elif args.command == "apply-retention":
+        for line in asyncio.run(_apply_retention(common, dry_run=args.dry_run)):
+            print(line)
     elif args.command == "migrate":
         applied = asyncio.run(_migrate(common))
         print("\n".join(applied) if applied else "up to date")
@@ -191,6 +222,35 @@ async def _set_quota(
         return await set_limits(pool, owner, max_bytes, max_captures)
     finally:
         await pool.close()
+
+
+async def _set_retention(
+    common: CommonSettings, owner: str, days: int | None, max_bytes: int | None
+) -> bool:
+    from prsnl_common.db import create_pool
+    from prsnl_ingest.retention import set_policy
+
+    await _migrate(common)
+    pool = await create_pool(common.database_url, max_size=2)
+    try:
+        return await set_policy(pool, owner, days, max_bytes or None)
+    finally:
+        await pool.close()
+
+
+async def _apply_retention(common: CommonSettings, *, dry_run: bool) -> list[str]:
+    from prsnl_common.db import create_pool
+    from prsnl_common.store import LocalMediaStore
+    from prsnl_ingest import retention
+
+    await _migrate(common)
+    pool = await create_pool(common.database_url, max_size=2)
+    store = LocalMediaStore(common.media_root)
+    try:
+        removals = await (retention.plan if dry_run else retention.apply)(pool, store)
+    finally:
+        await pool.close()
+    return [("would-remove\t" if dry_run else "removed\t") + r.line() for r in removals]
 
 
 def _stamp(moment: object) -> str:
