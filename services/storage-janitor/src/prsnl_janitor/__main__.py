@@ -5,11 +5,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+import time
+from pathlib import Path
 
 from prsnl_common.observability import setup_logging
 from prsnl_common.settings import CommonSettings
 from prsnl_common.worker import run_worker
 from prsnl_janitor.app import SERVICE, make_setup
+from prsnl_janitor.backup import BackupError
 from prsnl_janitor.settings import JanitorSettings
 
 DESCRIPTION = """PRSNL Media storage janitor: removes the files of deleted items and
@@ -43,9 +46,41 @@ def main(argv: list[str] | None = None) -> None:
     sweep.add_argument(
         "--dry-run", action="store_true", help="change nothing; list what a sweep would do"
     )
+    backup = commands.add_parser(
+        "backup",
+        help="back up the catalog (pg_dump) and every file it references, with checksums",
+    )
+    backup.add_argument(
+        "--to",
+        type=Path,
+        required=True,
+        help="backup directory (reused: later backups copy only new files)",
+    )
+    restore = commands.add_parser(
+        "restore", help="restore a backup into an empty install, or --verify it"
+    )
+    restore.add_argument(
+        "--from",
+        dest="source",
+        type=Path,
+        required=True,
+        help="a backup folder, or a backup directory (its newest backup)",
+    )
+    restore.add_argument(
+        "--verify",
+        action="store_true",
+        help="only check the dump and every file's checksum; restore nothing",
+    )
     args = parser.parse_args(argv)
     settings = JanitorSettings()
     common = CommonSettings()
+    if args.command in ("backup", "restore"):
+        setup_logging(SERVICE, level="WARNING", fmt="text")
+        try:
+            print(asyncio.run(_backup_or_restore(args, common)))
+        except (BackupError, OSError) as exc:
+            sys.exit(f"prsnl-storage-janitor {args.command}: {exc}")
+        return
     if args.command == "sweep":
         setup_logging(SERVICE, level="WARNING", fmt="text")
         try:
@@ -55,6 +90,32 @@ def main(argv: list[str] | None = None) -> None:
         print("\n".join(lines))
         return
     run_worker(SERVICE, common, make_setup(settings, common), metrics_port=settings.metrics_port)
+
+
+async def _backup_or_restore(args: argparse.Namespace, common: CommonSettings) -> str:
+    from prsnl_common.store import LocalMediaStore
+    from prsnl_janitor import backup
+
+    store = LocalMediaStore(common.media_root)
+    started = time.monotonic()
+    if args.command == "backup":
+        made = await backup.backup(common.database_url, store, args.to)
+        missing = f", {len(made.missing)} deleted since the snapshot" if made.missing else ""
+        return (
+            f"backup {made.backup}: {made.files} files ({made.bytes} bytes), {made.copied} "
+            f"copied now{missing}, in {time.monotonic() - started:.1f} s"
+        )
+    source = backup.resolve(args.source)
+    if args.verify:
+        problems = backup.verify(source)
+        if problems:
+            raise BackupError(f"{source} does not verify:\n  " + "\n  ".join(problems))
+        return f"backup {source} verifies"
+    from prsnl_common.db import ensure_database
+
+    await ensure_database(common.database_url)
+    restored = await backup.restore(source, common.database_url, store)
+    return f"restored {source}: catalog and {restored} files in {time.monotonic() - started:.1f} s"
 
 
 async def _sweep(settings: JanitorSettings, common: CommonSettings, *, dry_run: bool) -> list[str]:
