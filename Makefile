@@ -57,6 +57,17 @@ ytdlp-upgrade: ## Upgrade the pinned yt-dlp to the newest release (or VERSION=..
 ytdlp-rollback: ## Go back to the yt-dlp version pinned before the last upgrade
 	@scripts/ytdlp.sh rollback
 
+BACKUP_DIR ?= var/backups
+
+.PHONY: backup
+backup: ## Back up the catalog and the media it references into BACKUP_DIR (var/backups); later backups copy only new files
+	$(UV) run prsnl-storage-janitor backup --to $(BACKUP_DIR)
+
+.PHONY: restore
+restore: ## Restore FROM=<backup dir or folder> into an empty install; add VERIFY=1 to only check it
+	@test -n "$(FROM)" || { echo "usage: make restore FROM=var/backups [VERIFY=1]"; exit 2; }
+	$(UV) run prsnl-storage-janitor restore --from $(FROM) $(if $(VERIFY),--verify)
+
 .PHONY: clean
 clean: ## Remove local state of `make run` (var/) and caches
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache

@@ -176,7 +176,7 @@ async def test_too_little_free_disk_waits_without_touching_anything(
             Job(event, 1, 5, Collector()),
             pool=pool,
             store=store,
-            settings=settings(min_free_disk_mb=1024 * 1024 * 1024),
+            settings=settings(min_free_disk_mb=1024 * 1024 * 1024, disk_wait_seconds=1),
             common=common,
         )
     assert failure.value.code == "insufficient_disk"

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from prsnl_common import usage
 from prsnl_common.errors import ERROR_CODES, PermanentError
 from prsnl_common.events import ALL_EVENTS, EVENTS_BY_KEY, ItemFailed, UrlCaptured
 from prsnl_common.store import InvalidKey, LocalMediaStore, kind_of, original_key, video_key
@@ -37,7 +38,7 @@ def test_put_moves_atomically_and_delete_prunes_empty_folders(tmp_path: Path) ->
     stored = store.put_file("items/abc/video.mp4", scratch / "out.mp4")
     assert stored.size == 10 and store.exists("items/abc/video.mp4")
     assert not list((tmp_path / "media" / "items" / "abc").glob(".*part"))
-    assert store.usage()["video"] == 10
+    assert usage.count(store.list()).kinds["video"].bytes == 10
     store.discard_scratch("job-1")
     assert list((tmp_path / "media" / "tmp").iterdir()) == []
     assert store.delete("items/abc/video.mp4")

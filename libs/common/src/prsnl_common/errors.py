@@ -39,6 +39,9 @@ ERROR_CODES: dict[str, str] = {
     "unsupported_media_type": "A JSON body must be sent as Content-Type: application/json "
     "(HTTP 415).",
     "rate_limited": "Too many captures with this API key; wait Retry-After seconds (HTTP 429).",
+    "quota_exceeded": "The owner is over a storage quota: the bytes stored or the captures "
+    "of the last 24 hours (HTTP 422 at capture; a download that would pass the bytes quota "
+    "is stopped and fails with this code). The message names the limit and the numbers.",
     "too_many_streams": "This owner has the most live event streams open that the gateway "
     "allows; close one (HTTP 429).",
     # download stage

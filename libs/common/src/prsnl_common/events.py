@@ -68,6 +68,19 @@ class CaptureOptions(BaseModel):
     audio_only: bool = Field(default=False, description="Keep only the audio track")
 
 
+class StorageQuota(BaseModel):
+    """An owner's bytes quota as the gateway saw it: a download must stay within what is left."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    max_bytes: int = Field(ge=0, description="The owner's limit of bytes stored")
+    used_bytes: int = Field(ge=0, description="Bytes the owner stored when the link was captured")
+
+    @property
+    def left_bytes(self) -> int:
+        return max(0, self.max_bytes - self.used_bytes)
+
+
 class UrlCaptured(Event):
     """A link was accepted and its item created ``pending``."""
 
@@ -81,6 +94,9 @@ class UrlCaptured(Event):
     owner_id: uuid.UUID
     options: CaptureOptions = Field(default_factory=CaptureOptions)
     reply_to: ReplyTo | None = None
+    quota: StorageQuota | None = Field(
+        default=None, description="The owner's bytes quota at capture; None: no bytes quota"
+    )
 
 
 class VideoDownloadProgress(Event):
@@ -283,6 +299,11 @@ class FileOrphaned(Event):
     storage_key: str
     size: int | None = None
     reason: OrphanReason
+    delete_after: dt.datetime | None = Field(
+        default=None,
+        description="Found by the janitor's scan: removed after this moment (UTC) if still "
+        "unreferenced then; None: the catalog let go of it, remove it now",
+    )
 
 
 ALL_EVENTS: tuple[type[Event], ...] = (

@@ -76,6 +76,8 @@ class ConsumerWatch:
         self.give_up_after = give_up_after
         self.give_up = give_up
         self._missing_since: dict[str, float] = {}
+        # Queues whose consumer was cancelled on purpose (low disk): not restored here.
+        self.paused: set[str] = set()
         self._checked = False
         self._task: asyncio.Task[None] | None = None
 
@@ -116,7 +118,8 @@ class ConsumerWatch:
         subscribers: list[Any] = list(self.broker.subscribers)
         for subscriber in subscribers:
             name = subscriber.queue.name
-            if not getattr(subscriber, "calls", None) or is_consuming(subscriber):
+            paused = name in self.paused
+            if paused or not getattr(subscriber, "calls", None) or is_consuming(subscriber):
                 self._missing_since.pop(name, None)
                 continue
             if not _connected(subscriber):

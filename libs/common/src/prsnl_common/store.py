@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from stat import S_ISREG as stat_is_file
 
 
 class InvalidKey(ValueError):
@@ -117,19 +118,24 @@ class LocalMediaStore:
         return count
 
     def list(self, prefix: str = "") -> Iterator[StoredFile]:
+        """Every file under ``prefix``, in key order.
+
+        Files and folders removed while the walk runs (a job ending, another janitor
+        replica) are skipped, not an error: the listing is a snapshot of a moving tree.
+        """
         base = self.path(prefix) if prefix else self.root
-        for path in sorted(base.rglob("*")):
-            if path.is_file():
-                stat = path.stat()
+        for directory, folders, names in os.walk(base):
+            folders.sort()
+            for name in sorted(names):
+                path = Path(directory, name)
+                try:
+                    stat = path.stat(follow_symlinks=False)
+                except FileNotFoundError:
+                    continue
+                if not stat_is_file(stat.st_mode):
+                    continue
                 key = path.relative_to(self.root).as_posix()
                 yield StoredFile(key, stat.st_size, stat.st_mtime)
-
-    def usage(self) -> dict[str, int]:
-        """Bytes by kind: original, video, thumbnail, temp."""
-        totals = {"original": 0, "video": 0, "thumbnail": 0, "temp": 0}
-        for stored in self.list():
-            totals[kind_of(stored.key)] = totals.get(kind_of(stored.key), 0) + stored.size
-        return totals
 
     def free_bytes(self) -> int:
         return shutil.disk_usage(self.root).free
@@ -146,8 +152,9 @@ class LocalMediaStore:
 
 
 def kind_of(key: str) -> str:
+    """original, video, thumbnail, or temp: scratch, a temporary name, anything outside items/."""
     name = PurePosixPath(key).name
-    if key.startswith("tmp/"):
+    if not key.startswith("items/") or name.endswith(".part"):
         return "temp"
     if name.startswith("thumb-"):
         return "thumbnail"

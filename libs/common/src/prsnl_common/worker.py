@@ -18,7 +18,8 @@ from typing import Any
 from faststream import FastStream
 from faststream.rabbit import RabbitBroker
 
-from prsnl_common.broker import Topology, create_broker
+from prsnl_common.broker import SUBSCRIPTIONS, Topology, create_broker
+from prsnl_common.diskguard import LowDiskPause
 from prsnl_common.liveness import ConsumerWatch
 from prsnl_common.observability import broker_middlewares, serve_metrics, setup_logging
 from prsnl_common.settings import CommonSettings
@@ -28,19 +29,44 @@ logger = logging.getLogger(__name__)
 
 
 def build_worker(
-    service: str, common: CommonSettings, setup: Setup, *, metrics_port: int = 0
+    service: str,
+    common: CommonSettings,
+    setup: Setup,
+    *,
+    metrics_port: int = 0,
+    min_free_bytes: Callable[[], int] | None = None,
 ) -> FastStream:
-    """The FastStream app of a worker (tests run it in-process, ``main`` runs it for real)."""
+    """The FastStream app of a worker (tests run it in-process, ``main`` runs it for real).
+
+    With ``min_free_bytes`` the worker stops taking jobs from its stage queues
+    while the media store has less free space (:mod:`prsnl_common.diskguard`).
+    """
     broker = create_broker(common, middlewares=broker_middlewares(service))
     topology = Topology(common)
     watch = ConsumerWatch(broker, service)
+    stage_queues = {topology.queue_name(service, e.routing_key) for e in SUBSCRIPTIONS[service]}
+    disk = (
+        LowDiskPause(
+            broker,
+            watch,
+            service,
+            root=common.media_root,
+            min_free=min_free_bytes,
+            queues=stage_queues,
+        )
+        if min_free_bytes is not None
+        else None
+    )
+
+    def ready() -> dict[str, str]:
+        return {**consumer_checks(watch), **(disk.readiness() if disk else {})}
 
     @asynccontextmanager
     async def lifespan() -> Any:
         async with setup(broker, topology):
             await broker.connect()
             await topology.declare(service=service)
-            serve_metrics(metrics_port, ready=lambda: consumer_checks(watch))
+            serve_metrics(metrics_port, ready=ready)
             logger.info("%s ready (namespace %s)", service, common.namespace)
             yield
 
@@ -49,6 +75,9 @@ def build_worker(
     app = FastStream(broker, lifespan=lifespan, logger=logging.getLogger(f"{__name__}.app"))
     app.after_startup(watch.start)
     app.on_shutdown(watch.stop)
+    if disk is not None:
+        app.after_startup(disk.start)
+        app.on_shutdown(disk.stop)
     return app
 
 
@@ -61,9 +90,16 @@ def consumer_checks(watch: ConsumerWatch) -> dict[str, str]:
 
 
 def run_worker(
-    service: str, common: CommonSettings, setup: Setup, *, metrics_port: int = 0
+    service: str,
+    common: CommonSettings,
+    setup: Setup,
+    *,
+    metrics_port: int = 0,
+    min_free_bytes: Callable[[], int] | None = None,
 ) -> None:
     """Run a worker until SIGTERM/SIGINT."""
     setup_logging(service, level=common.log_level, fmt=common.log_format)
-    app = build_worker(service, common, setup, metrics_port=metrics_port)
+    app = build_worker(
+        service, common, setup, metrics_port=metrics_port, min_free_bytes=min_free_bytes
+    )
     asyncio.run(app.run())

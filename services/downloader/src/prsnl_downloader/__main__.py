@@ -70,7 +70,13 @@ def main(argv: list[str] | None = None) -> None:
     from prsnl_common.worker import run_worker
     from prsnl_downloader.app import SERVICE, make_setup
 
-    run_worker(SERVICE, common, make_setup(settings), metrics_port=settings.metrics_port)
+    run_worker(
+        SERVICE,
+        common,
+        make_setup(settings),
+        metrics_port=settings.metrics_port,
+        min_free_bytes=lambda: settings.min_free_bytes,
+    )
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ from prsnl_downloader.settings import DownloaderSettings
 PROGRESS_FLUSH_SECONDS = 5.0
 
 logger = logging.getLogger(__name__)
+DISK_POLL_SECONDS = 2.0
 tracer = trace.get_tracer(__name__)
 
 
@@ -59,13 +60,7 @@ async def download_video(
     stored_size = 0
     try:
         validate_source(event.url, common.allow_rules)
-        free = store.free_bytes()
-        if free < settings.min_free_bytes:
-            raise TransientError(
-                "insufficient_disk",
-                f"Only {format_bytes(free)} free in the media store; downloads wait until "
-                f"{format_bytes(settings.min_free_bytes)} are free.",
-            )
+        await wait_for_disk(store, settings.min_free_bytes, settings.disk_wait_seconds)
         # Per delivery: two deliveries of one message (a replay, a redelivery) never
         # share, or wipe, each other's files.
         scratch = f"download-{event.item_id}-{uuid.uuid4().hex[:12]}"
@@ -75,7 +70,7 @@ async def download_video(
             request = DownloadRequest(
                 url=event.url,
                 workdir=workdir,
-                max_bytes=settings.max_bytes,
+                max_bytes=byte_cap(event, settings),
                 max_height=event.options.max_height or settings.default_max_height,
                 audio_only=event.options.audio_only,
                 platform=event.platform,
@@ -88,8 +83,9 @@ async def download_video(
                 try:
                     result = await pool.run(request, progress)
                 except PipelineError as error:
+                    error = over_quota(error, event, settings)
                     span.set_attribute("prsnl.error_code", error.code)
-                    raise
+                    raise error from None
                 span.set_attribute("prsnl.bytes", result.size)
             for warning in result.warnings:
                 logger.info("yt-dlp warning: %s", warning, extra=log)
@@ -114,6 +110,45 @@ async def download_video(
         raise
     finally:
         record_download(event.platform, outcome, time.monotonic() - started, stored_size)
+
+
+async def wait_for_disk(store: LocalMediaStore, min_free: int, limit: float) -> None:
+    """Wait (the message unacknowledged, the consumer paused) until the disk has room again.
+
+    Only past ``limit``, well inside RabbitMQ's consumer timeout, does the job fail
+    transiently and go back through the retry path.
+    """
+    deadline = time.monotonic() + limit
+    while (free := store.free_bytes()) < min_free:
+        if time.monotonic() > deadline:
+            raise TransientError(
+                "insufficient_disk",
+                f"Only {format_bytes(free)} free in the media store; downloads wait until "
+                f"{format_bytes(min_free)} are free.",
+            )
+        await asyncio.sleep(DISK_POLL_SECONDS)
+
+
+def byte_cap(event: UrlCaptured, settings: DownloaderSettings) -> int:
+    """The bytes this download may take: the size limit, or what the owner's quota leaves."""
+    if event.quota is None:
+        return settings.max_bytes
+    return min(settings.max_bytes, event.quota.left_bytes)
+
+
+def over_quota(
+    error: PipelineError, event: UrlCaptured, settings: DownloaderSettings
+) -> PipelineError:
+    """A download stopped by the cap fails ``quota_exceeded`` when the quota set the cap."""
+    quota = event.quota
+    if error.code != "too_large" or quota is None or quota.left_bytes >= settings.max_bytes:
+        return error
+    return PermanentError(
+        "quota_exceeded",
+        f"The download would pass the owner's storage quota: {quota.used_bytes} of "
+        f"{quota.max_bytes} bytes were stored, {quota.left_bytes} left; it was stopped "
+        f"({error.message})",
+    )
 
 
 def downloaded_event(

@@ -48,7 +48,16 @@ class DownloaderSettings(BaseSettings):
         "(trickling) source fails as source_too_slow. 0 turns the check off",
     )
     min_free_disk_mb: int = Field(
-        default=1024, ge=0, description="Free disk (MiB) the media store needs before a job starts"
+        default=1024,
+        ge=0,
+        description="Free disk (MiB) the media store needs: below it the downloader takes no "
+        "new jobs (they wait in their queue) and a job about to start waits as well",
+    )
+    disk_wait_seconds: float = Field(
+        default=1200,
+        ge=0,
+        description="A job that finds too little free disk waits this long for space before "
+        "it fails as insufficient_disk (and is retried); below the broker's consumer timeout",
     )
     socket_timeout_seconds: float = Field(
         default=20, gt=0, description="yt-dlp's socket timeout for unresponsive hosts"
@@ -68,7 +77,7 @@ class DownloaderSettings(BaseSettings):
         default=9102, ge=0, le=65535, description="Port of /metrics (0 disables)"
     )
 
-    @field_validator("job_timeout_seconds")
+    @field_validator("job_timeout_seconds", "disk_wait_seconds")
     @classmethod
     def _below_consumer_timeout(cls, value: float) -> float:
         return below_consumer_timeout(value)

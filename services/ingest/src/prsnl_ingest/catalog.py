@@ -15,7 +15,7 @@ import hashlib
 import json
 import secrets
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +31,7 @@ from prsnl_common.events import (
     Platform,
     ReplyTo,
     Source,
+    StorageQuota,
     TranscodeRequested,
     UrlCaptured,
     VideoDownloaded,
@@ -66,6 +67,11 @@ class NewCapture:
     source: Source
     options: CaptureOptions
     reply_to: ReplyTo | None = None
+    quota: StorageQuota | None = None
+
+
+# Runs in the capturing transaction before the item is created; raises to refuse it.
+Admit = Callable[[asyncpg.Connection | PoolConnectionProxy], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -85,9 +91,12 @@ def hash_key(key: str) -> bytes:
 
 
 async def create_owner_key(
-    pool: asyncpg.Pool, owner_name: str, label: str = ""
+    pool: asyncpg.Pool, owner_name: str, label: str = "", role: str = "owner"
 ) -> tuple[uuid.UUID, str]:
-    """Create the owner if needed and a new API key for it; returns (owner id, key)."""
+    """Create the owner if needed and a new API key for it; returns (owner id, key).
+
+    An ``admin`` key also sees every owner's storage usage.
+    """
     key = "prsnl_" + secrets.token_urlsafe(32)
     async with pool.acquire() as connection, connection.transaction():
         owner_id = await connection.fetchval(
@@ -97,10 +106,11 @@ async def create_owner_key(
             owner_name,
         )
         await connection.execute(
-            "INSERT INTO api_keys (key_hash, owner_id, label) VALUES ($1, $2, $3)",
+            "INSERT INTO api_keys (key_hash, owner_id, label, role) VALUES ($1, $2, $3, $4)",
             hash_key(key),
             owner_id,
             label,
+            role,
         )
     return owner_id, key
 
@@ -208,7 +218,9 @@ async def _notify(
     await connection.execute("SELECT pg_notify($1, $2)", ITEMS_CHANNEL, payload)
 
 
-async def capture(pool: asyncpg.Pool, new: NewCapture) -> CaptureOutcome:
+async def capture(
+    pool: asyncpg.Pool, new: NewCapture, admit: Admit | None = None
+) -> CaptureOutcome:
     """Create a pending item and its ``url.captured`` in one transaction, or return the twin.
 
     The same normalised URL, or the same platform video id, of the same owner is
@@ -221,6 +233,8 @@ async def capture(pool: asyncpg.Pool, new: NewCapture) -> CaptureOutcome:
     item_id = new_event_id()
     try:
         async with pool.acquire() as connection, connection.transaction():
+            if admit is not None:
+                await admit(connection)
             item = await connection.fetchrow(
                 "INSERT INTO items (id, owner_id, url, normalized_url, platform, "
                 "platform_video_id, source, options, reply_to) "
@@ -236,7 +250,7 @@ async def capture(pool: asyncpg.Pool, new: NewCapture) -> CaptureOutcome:
                 new.reply_to.model_dump(mode="json") if new.reply_to else None,
             )
             assert item is not None
-            await enqueue(connection, url_captured(item))
+            await enqueue(connection, url_captured(item, new.quota))
             await _notify(connection, item, "created", status="pending", run=item["run"])
     except asyncpg.UniqueViolationError:
         existing = await _find_duplicate(pool, new)
@@ -246,7 +260,7 @@ async def capture(pool: asyncpg.Pool, new: NewCapture) -> CaptureOutcome:
     return CaptureOutcome(item, created=True)
 
 
-def url_captured(item: asyncpg.Record) -> UrlCaptured:
+def url_captured(item: asyncpg.Record, quota: StorageQuota | None = None) -> UrlCaptured:
     """The ``url.captured`` of an item's current run, from its stored row."""
     return UrlCaptured(
         item_id=item["id"],
@@ -259,6 +273,7 @@ def url_captured(item: asyncpg.Record) -> UrlCaptured:
         owner_id=item["owner_id"],
         options=CaptureOptions.model_validate(item["options"]),
         reply_to=ReplyTo.model_validate(item["reply_to"]) if item["reply_to"] else None,
+        quota=quota,
     )
 
 

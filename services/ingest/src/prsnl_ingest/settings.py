@@ -61,6 +61,12 @@ class IngestSettings(BaseSettings):
     metrics_on_api_port: bool = Field(
         default=False, description="Also serve /metrics on the public API port (opt-in)"
     )
+    quota_bytes: int = Field(
+        default=0, ge=0, description="Default bytes an owner may store (0: unlimited)"
+    )
+    quota_captures_per_day: int = Field(
+        default=0, ge=0, description="Default captures an owner may make in 24 hours (0: unlimited)"
+    )
 
     @field_validator("link_secret")
     @classmethod

@@ -10,14 +10,15 @@ from typing import Any
 
 from faststream.rabbit import RabbitBroker
 
-from prsnl_common.broker import Topology
+from prsnl_common.broker import EventPublisher, Topology
 from prsnl_common.consumer import Job, subscribe_stage
-from prsnl_common.db import create_pool
+from prsnl_common.db import create_pool, ensure_database, migrate
 from prsnl_common.events import FileOrphaned, ItemDeleted
 from prsnl_common.settings import CommonSettings
 from prsnl_common.store import LocalMediaStore
-from prsnl_janitor import janitor
+from prsnl_janitor import janitor, sweep
 from prsnl_janitor.settings import JanitorSettings
+from prsnl_janitor.sweep import MIGRATIONS
 
 SERVICE = "storage-janitor"
 logger = logging.getLogger(__name__)
@@ -27,7 +28,10 @@ def make_setup(settings: JanitorSettings, common: CommonSettings) -> Any:
     @contextlib.asynccontextmanager
     async def setup(broker: RabbitBroker, topology: Topology) -> AsyncIterator[None]:
         store = LocalMediaStore(common.media_root)
-        pool = await create_pool(common.database_url, max_size=2)
+        await ensure_database(common.database_url)
+        await migrate(common.database_url, MIGRATIONS)
+        pool = await create_pool(common.database_url, max_size=4)
+        publisher = EventPublisher(broker, topology)
 
         async def on_item_deleted(event: ItemDeleted, job: Job[ItemDeleted]) -> None:
             await janitor.remove_deleted_item(event, store)
@@ -53,14 +57,16 @@ def make_setup(settings: JanitorSettings, common: CommonSettings) -> Any:
         )
 
         async def sweep_forever() -> None:
+            # Announcements need the exchange and queues the worker declares before it starts.
+            while not broker.running:  # noqa: ASYNC110 - the broker offers no event to await
+                await asyncio.sleep(0.2)
             while True:
                 try:
-                    removed = await asyncio.to_thread(
-                        janitor.sweep_temp, store, settings.temp_ttl_seconds
-                    )
-                    await asyncio.to_thread(janitor.measure, store)
+                    findings = await sweep.sweep_once(pool, store, publisher.publish, settings)
+                    await janitor.measure(pool, store)
+                    removed = [f for f in findings if f.action == "removed"]
                     if removed:
-                        logger.info("swept %d expired scratch folders", removed)
+                        logger.info("sweep removed %d files or scratch folders", len(removed))
                 except Exception:
                     logger.exception("sweep failed")
                 await asyncio.sleep(settings.sweep_interval_seconds)

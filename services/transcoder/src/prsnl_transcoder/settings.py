@@ -24,6 +24,12 @@ class TranscoderSettings(BaseSettings):
     thumbnail_widths: str = Field(default="320,640,1280")
     progress_interval_seconds: float = Field(default=1.0, ge=0)
     metrics_port: int = Field(default=9103, ge=0, le=65535)
+    min_free_disk_mb: int = Field(
+        default=1024,
+        ge=0,
+        description="Below this much free disk (MiB) in the media store the transcoder takes "
+        "no new jobs; they wait in their queues until space returns",
+    )
 
     @field_validator("job_timeout_seconds")
     @classmethod

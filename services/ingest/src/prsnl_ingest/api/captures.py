@@ -21,6 +21,7 @@ from prsnl_ingest.api.problems import ApiError, problem_responses
 from prsnl_ingest.api.schemas import CaptureRequest, ItemView
 from prsnl_ingest.capture import capture
 from prsnl_ingest.catalog import CaptureOutcome
+from prsnl_ingest.quotas import quota_defaults
 
 
 class CaptureController(Controller):
@@ -57,6 +58,8 @@ class CaptureController(Controller):
 async def _capture(gateway: Gateway, owner_id: uuid.UUID, data: CaptureRequest) -> CaptureOutcome:
     return await capture(
         gateway.pool,
+        store=gateway.store,
+        quota_defaults=quota_defaults(gateway.settings),
         allowlist=gateway.common.allow_rules,
         default_max_height=gateway.settings.default_max_height,
         owner_id=owner_id,

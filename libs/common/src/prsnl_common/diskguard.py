@@ -1,0 +1,137 @@
+"""Low disk: a worker stops taking jobs while the media store's disk is nearly full.
+
+Every ``interval`` seconds the free space of the media store is compared with
+the threshold. Below it, the consumers of the worker's stage queues are
+cancelled (``basic.cancel``): new messages stay in their queues — nothing is
+failed, retried or dead-lettered — and the job in flight finishes. When space
+returns the consumers are started again with their old tags. The condition is
+logged once each way, exported as ``prsnl_low_disk_paused{service}`` and shown
+in the worker's ``/readyz``; the :class:`~prsnl_common.liveness.ConsumerWatch`
+leaves paused queues alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from faststream.rabbit import RabbitBroker
+from prometheus_client import Gauge
+
+from prsnl_common.liveness import ConsumerWatch
+
+logger = logging.getLogger(__name__)
+PAUSED = Gauge(
+    "prsnl_low_disk_paused", "1 while the worker takes no jobs for lack of disk", ["service"]
+)
+FREE = Gauge(
+    "prsnl_low_disk_free_bytes", "Free bytes of the media store seen by the worker", ["service"]
+)
+
+
+def format_size(size: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(size) < 1024:
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} TiB"
+
+
+class LowDiskPause:
+    """Pauses the consumers of ``queues`` while ``root``'s disk has under ``min_free()`` free."""
+
+    def __init__(
+        self,
+        broker: RabbitBroker,
+        watch: ConsumerWatch,
+        service: str,
+        *,
+        root: Path,
+        min_free: Callable[[], int],
+        queues: set[str],
+        interval: float = 2.0,
+    ) -> None:
+        self.broker = broker
+        self.watch = watch
+        self.service = service
+        self.root = root
+        self.min_free = min_free
+        self.queues = queues
+        self.interval = interval
+        self.free = -1
+        self._consumers: dict[str, tuple[Any, str, dict[str, Any]]] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def paused(self) -> bool:
+        return bool(self._consumers)
+
+    def readiness(self) -> dict[str, str]:
+        if not self.paused:
+            return {"disk": "ok"}
+        return {
+            "disk": f"paused: {format_size(self.free)} free in the media store, below "
+            f"{format_size(self.min_free())}; jobs wait in their queues"
+        }
+
+    async def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="low-disk")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.check()
+            except Exception:  # a broker hiccup: the next round tries again
+                logger.warning("low-disk check failed", exc_info=True)
+            await asyncio.sleep(self.interval)
+
+    async def check(self) -> None:
+        """One round: pause below the threshold, resume at or above it."""
+        self.free = shutil.disk_usage(self.root).free
+        FREE.labels(self.service).set(self.free)
+        low = self.free < self.min_free()
+        if low and not self.paused:
+            await self._pause()
+        elif not low and self.paused:
+            await self._resume()
+        PAUSED.labels(self.service).set(1 if self.paused else 0)
+
+    async def _pause(self) -> None:
+        subscribers: list[Any] = list(self.broker.subscribers)
+        for subscriber in subscribers:
+            queue = getattr(subscriber, "_queue_obj", None)
+            tag = getattr(subscriber, "_consumer_tag", None)
+            name = subscriber.queue.name
+            if name not in self.queues or queue is None or tag is None:
+                continue
+            consumer = dict(queue._consumers.get(tag) or {})
+            if not consumer:
+                continue
+            self.watch.paused.add(name)
+            await queue.cancel(tag)
+            self._consumers[name] = (queue, tag, consumer)
+        logger.warning(
+            "low disk: %s free in the media store, below %s; taking no new jobs from %s",
+            format_size(self.free),
+            format_size(self.min_free()),
+            ", ".join(sorted(self._consumers)) or "no queue",
+        )
+
+    async def _resume(self) -> None:
+        for name, (queue, tag, consumer) in list(self._consumers.items()):
+            await queue.consume(consumer_tag=tag, **consumer)
+            del self._consumers[name]
+            self.watch.paused.discard(name)
+        logger.warning("disk space is back (%s free); taking jobs again", format_size(self.free))
