@@ -68,7 +68,7 @@ async def capture(
     try:
         outcome = await catalog.capture(pool, new, admit)
     except PipelineError as exc:
-        metrics.CAPTURES.labels(platform=classified.platform, outcome=exc.code).inc()
+        metrics.CAPTURES.labels(platform=classified.platform, source=source, outcome=exc.code).inc()
         raise
     metrics.CAPTURES.labels(
         platform=classified.platform,
