@@ -483,3 +483,14 @@ async def _orphan(
             connection,
             FileOrphaned(item_id=event.item_id, run=event.run, storage_key=key, reason=reason),
         )
+
+
+async def owner_usage(pool: asyncpg.Pool, owner_id: uuid.UUID) -> tuple[dict[str, int], int]:
+    """The owner's items by status, and the bytes of their stored originals and videos."""
+    rows = await pool.fetch(
+        "SELECT status, count(*) AS items, coalesce(sum(coalesce(original_size, 0) + "
+        "CASE WHEN video_key IS NOT NULL THEN coalesce((metadata->>'size')::bigint, 0) "
+        "ELSE 0 END), 0)::bigint AS bytes FROM items WHERE owner_id = $1 GROUP BY status",
+        owner_id,
+    )
+    return {r["status"]: r["items"] for r in rows}, sum(r["bytes"] for r in rows)
