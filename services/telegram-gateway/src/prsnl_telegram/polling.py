@@ -1,0 +1,168 @@
+"""Long polling by one replica at a time, and the handling of one update.
+
+The poller holds a PostgreSQL advisory lock on a dedicated connection; the
+other replicas try again every few seconds and take over when the lock is
+released (the holder stopped, or died and its connection closed). An update
+is confirmed to Telegram (the next ``getUpdates`` offset) only after it was
+handled — its captures durable — and every handled update id is recorded, so
+a replica that takes over, or a webhook delivered twice, answers once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import asyncpg
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from prometheus_client import Gauge
+from telegram import Update
+from telegram.error import NetworkError, RetryAfter, TelegramError, TimedOut
+from telegram.ext import Application
+
+from prsnl_telegram import metrics
+from prsnl_telegram.bot import OUTCOME
+from prsnl_telegram.state import DB_ERRORS, State
+
+logger = logging.getLogger(__name__)
+tracer = trace.get_tracer("prsnl_telegram")
+POLLER = Gauge("prsnl_telegram_poller", "1 while this replica is the one polling Telegram")
+UPDATE_KINDS = (
+    "message",
+    "edited_message",
+    "channel_post",
+    "callback_query",
+    "inline_query",
+    "my_chat_member",
+)
+
+AnyApp = Application[Any, Any, Any, Any, Any, Any]
+
+
+def kind_of(update: Update) -> str:
+    for kind in UPDATE_KINDS:
+        if getattr(update, kind, None) is not None:
+            return kind
+    return "other"
+
+
+REMEMBER_UPDATES = 10_000
+
+
+class UpdateHandler:
+    """Handles each update once: the root span of whatever it captures.
+
+    Handled ids are recorded in the database (for other replicas and restarts)
+    and in memory (for when the database is away: the user was answered
+    "try again" once, not on every poll).
+    """
+
+    def __init__(self, app: AnyApp, state: State) -> None:
+        self.app = app
+        self.state = state
+        self.recent: dict[int, None] = {}
+
+    async def __call__(self, update: Update) -> None:
+        if update.update_id in self.recent or await self._handled_before(update.update_id):
+            metrics.UPDATES.labels(kind_of(update), "duplicate").inc()
+            return
+        token = otel_context.attach(otel_context.Context())  # a new trace per update
+        outcome = OUTCOME.set("ignored")
+        try:
+            with tracer.start_as_current_span(
+                "telegram.update", attributes={"kind": kind_of(update)}
+            ):
+                await self.app.process_update(update)
+            metrics.UPDATES.labels(kind_of(update), OUTCOME.get()).inc()
+        finally:
+            OUTCOME.reset(outcome)
+            otel_context.detach(token)
+        self._remember(update.update_id)
+        try:
+            await self.state.mark_update(update.update_id)
+        except DB_ERRORS as exc:
+            logger.warning("could not record update %s as handled: %s", update.update_id, exc)
+
+    async def _handled_before(self, update_id: int) -> bool:
+        try:
+            return await self.state.update_handled(update_id)
+        except DB_ERRORS:
+            return False
+
+    def _remember(self, update_id: int) -> None:
+        self.recent[update_id] = None
+        if len(self.recent) > REMEMBER_UPDATES:
+            del self.recent[next(iter(self.recent))]
+
+
+def lock_key_sql() -> str:
+    return "hashtextextended('prsnl-telegram-poller:' || $1::text, 0)"
+
+
+class Poller:
+    def __init__(
+        self, app: AnyApp, handler: UpdateHandler, dsn: str, timeout: int, retry: float
+    ) -> None:
+        self.app = app
+        self.handler = handler
+        self.state = handler.state
+        self.dsn = dsn
+        self.timeout = timeout
+        self.retry = retry
+
+    async def run(self) -> None:
+        """Forever: wait to become the poller, then poll until the lock's connection fails."""
+        while True:
+            try:
+                await self._lead()
+            except DB_ERRORS as exc:
+                logger.warning("poller lost its database connection: %s", exc)
+            finally:
+                POLLER.set(0)
+            await asyncio.sleep(self.retry)
+
+    async def _lead(self) -> None:
+        connection = await asyncpg.connect(self.dsn)
+        try:
+            bot_id = str(self.app.bot.id)
+            while not await connection.fetchval(  # noqa: ASYNC110 - the lock is PostgreSQL's
+                f"SELECT pg_try_advisory_lock({lock_key_sql()})", bot_id
+            ):
+                await asyncio.sleep(self.retry)
+            POLLER.set(1)
+            logger.info("this replica polls Telegram now")
+            await self.app.bot.delete_webhook()
+            await self._poll(connection)
+        finally:
+            await connection.close()
+
+    async def _poll(self, connection: asyncpg.Connection) -> None:
+        offset = await self.state.next_offset()
+        while True:
+            try:
+                updates = await self.app.bot.get_updates(
+                    offset=offset,
+                    timeout=self.timeout,
+                    allowed_updates=Update.ALL_TYPES,
+                    read_timeout=self.timeout + 10,
+                )
+            except RetryAfter as exc:
+                await asyncio.sleep(_seconds(exc.retry_after))
+                continue
+            except (TimedOut, NetworkError) as exc:
+                logger.info("getUpdates failed (%s); polling again", type(exc).__name__)
+                await asyncio.sleep(1.0)
+                continue
+            for update in updates:
+                try:
+                    await self.handler(update)
+                except TelegramError:
+                    logger.exception("update %s could not be answered", update.update_id)
+                offset = update.update_id + 1
+            await connection.fetchval("SELECT 1")  # still the holder of the lock
+
+
+def _seconds(value: Any) -> float:
+    return float(value.total_seconds()) if hasattr(value, "total_seconds") else float(value)
