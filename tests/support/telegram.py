@@ -26,7 +26,6 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-BOT_ID = 7_000_000_001
 CLOUD_DOWNLOAD_LIMIT = 20 * 1024 * 1024
 _URL = re.compile(r"https?://\S+")
 
@@ -71,14 +70,25 @@ class Sent:
 
 
 class FakeBotApi:
-    def __init__(self, token: str, *, local_mode: bool = False, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self,
+        token: str,
+        *,
+        local_mode: bool = False,
+        host: str = "127.0.0.1",
+        first_update_id: int = 1,
+        first_message_id: int = 1000,
+    ) -> None:
         self.token = token
+        self.bot_id = int(
+            token.split(":", maxsplit=1)[0]
+        )  # as Telegram's tokens start with the bot id
         self.local_mode = local_mode
         self.host = host
         self._lock = threading.Condition()
         self._updates: list[dict[str, Any]] = []
-        self._update_ids = itertools.count(1)
-        self._message_ids = itertools.count(1000)
+        self._update_ids = itertools.count(first_update_id)
+        self._message_ids = itertools.count(first_message_id)
         self.sent: list[Sent] = []
         self.callback_answers: list[dict[str, Any]] = []
         self.files: dict[str, bytes] = {}
@@ -98,7 +108,10 @@ class FakeBotApi:
         return self
 
     def __exit__(
-        self, kind: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         assert self._server is not None
         with self._lock:
@@ -120,7 +133,7 @@ class FakeBotApi:
             self._lock.notify_all()
         return update
 
-    def _message(self, user_id: int, chat_id: int | None = None) -> dict[str, Any]:
+    def new_message(self, user_id: int, chat_id: int | None = None) -> dict[str, Any]:
         return {
             "message_id": next(self._message_ids),
             "date": int(time.time()),
@@ -132,11 +145,11 @@ class FakeBotApi:
         self, user_id: int, text: str, *, entities: list[dict[str, Any]] | None = None
     ) -> dict[str, Any]:
         """A user writes to the bot; Telegram marks links (and commands) as entities."""
-        message = self._message(user_id)
+        message = self.new_message(user_id)
         message["text"] = text
         found = url_entities(text) if entities is None else entities
         if text.startswith("/"):
-            found = [{"type": "bot_command", "offset": 0, "length": len(text.split()[0])}]
+            found = [{"type": "bot_command", "offset": 0, "length": len(text.split(maxsplit=1)[0])}]
         if found:
             message["entities"] = found
         return self._queue("message", message)
@@ -150,7 +163,7 @@ class FakeBotApi:
         """A user sends a file; the bot gets its file_id and size, as from Telegram."""
         file_id = f"upl-{uuid.uuid4().hex}"
         self.files[file_id] = data
-        message = self._message(user_id)
+        message = self.new_message(user_id)
         media: dict[str, Any] = {
             "file_id": file_id,
             "file_unique_id": file_id[-12:],
@@ -169,7 +182,7 @@ class FakeBotApi:
             "message_id": sent.message_id,
             "date": int(time.time()),
             "chat": {"id": sent.chat_id, "type": "private", "first_name": f"u{user_id}"},
-            "from": {"id": BOT_ID, "is_bot": True, "first_name": "prsnl"},
+            "from": {"id": self.bot_id, "is_bot": True, "first_name": "prsnl"},
             "text": sent.text or sent.caption or "",
         }
         query = {
@@ -221,7 +234,7 @@ class FakeBotApi:
 
     def _do_getMe(self, params: dict[str, Any]) -> dict[str, Any]:
         return {
-            "id": BOT_ID,
+            "id": self.bot_id,
             "is_bot": True,
             "first_name": "prsnl",
             "username": "prsnl_test_bot",
@@ -269,7 +282,7 @@ class FakeBotApi:
             "message_id": sent.message_id,
             "date": int(time.time()),
             "chat": {"id": sent.chat_id, "type": "private"},
-            "from": {"id": BOT_ID, "is_bot": True, "first_name": "prsnl"},
+            "from": {"id": self.bot_id, "is_bot": True, "first_name": "prsnl"},
         }
         if sent.text is not None:
             message["text"] = sent.text
@@ -411,9 +424,7 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
         kind = self.headers.get("Content-Type", "")
-        params: dict[str, Any] = {
-            k: v[0] for k, v in parse_qs(urlsplit(self.path).query).items()
-        }
+        params: dict[str, Any] = {k: v[0] for k, v in parse_qs(urlsplit(self.path).query).items()}
         if kind.startswith("application/json") and raw:
             params.update(json.loads(raw))
         elif kind.startswith("application/x-www-form-urlencoded"):

@@ -66,7 +66,7 @@ def make_setup(settings: TelegramSettings, common: CommonSettings) -> Any:
         api = Api(settings.gateway_url)
         application = build_application(settings)
         await application.initialize()  # getMe: a wrong token fails here, at start
-        state = State(pool)
+        state = State(pool, application.bot.id)
         answers = Answers(
             application.bot, state, LocalMediaStore(common.media_root), settings.upload_limit_bytes
         )

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import warnings
 from typing import Any
 
 import asyncpg
@@ -39,6 +40,9 @@ UPDATE_KINDS = (
 )
 
 AnyApp = Application[Any, Any, Any, Any, Any, Any]
+# Raw getUpdates on purpose (see Poller._get_updates); the library suggests its parsed form.
+warnings.filterwarnings("ignore", message=".*Bot.getUpdates.*", module=__name__)
+ALLOWED = ["message", "edited_message", "channel_post", "callback_query"]
 
 
 def kind_of(update: Update) -> str:
@@ -142,12 +146,7 @@ class Poller:
         offset = await self.state.next_offset()
         while True:
             try:
-                updates = await self.app.bot.get_updates(
-                    offset=offset,
-                    timeout=self.timeout,
-                    allowed_updates=Update.ALL_TYPES,
-                    read_timeout=self.timeout + 10,
-                )
+                raw = await self._get_updates(offset)
             except RetryAfter as exc:
                 await asyncio.sleep(_seconds(exc.retry_after))
                 continue
@@ -155,13 +154,32 @@ class Poller:
                 logger.info("getUpdates failed (%s); polling again", type(exc).__name__)
                 await asyncio.sleep(1.0)
                 continue
-            for update in updates:
-                try:
-                    await self.handler(update)
-                except TelegramError:
-                    logger.exception("update %s could not be answered", update.update_id)
-                offset = update.update_id + 1
+            for data in raw:
+                await self._handle_raw(data)
+                offset = int(data["update_id"]) + 1
             await connection.fetchval("SELECT 1")  # still the holder of the lock
+
+    async def _get_updates(self, offset: int | None) -> list[dict[str, Any]]:
+        """Raw updates: one the library cannot read must not stop the others (it is skipped)."""
+        arguments: dict[str, Any] = {"timeout": self.timeout, "allowed_updates": ALLOWED}
+        if offset is not None:
+            arguments["offset"] = offset
+        result = await self.app.bot.do_api_request(
+            "getUpdates", api_kwargs=arguments, read_timeout=self.timeout + 10
+        )
+        return [u for u in result if isinstance(u, dict) and isinstance(u.get("update_id"), int)]
+
+    async def _handle_raw(self, data: dict[str, Any]) -> None:
+        try:
+            update = Update.de_json(data, self.app.bot)
+        except Exception as exc:  # untrusted input: a malformed update is counted and skipped
+            metrics.UPDATES.labels("unreadable", "ignored").inc()
+            logger.warning("skipped update %s: %s", data["update_id"], type(exc).__name__)
+            return
+        try:
+            await self.handler(update)
+        except TelegramError:
+            logger.exception("update %s could not be answered", update.update_id)
 
 
 def _seconds(value: Any) -> float:

@@ -30,8 +30,9 @@ class Reply:
 
 
 class State:
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, bot_id: int) -> None:
         self.pool = pool
+        self.bot_id = bot_id  # update ids are numbered per bot
 
     # -- captures in flight ---------------------------------------------------------------
 
@@ -146,26 +147,35 @@ class State:
     async def update_handled(self, update_id: int) -> bool:
         return bool(
             await self.pool.fetchval(
-                "SELECT EXISTS (SELECT 1 FROM telegram_updates WHERE update_id = $1)", update_id
+                "SELECT EXISTS (SELECT 1 FROM telegram_updates WHERE bot_id = $1 "
+                "AND update_id = $2)",
+                self.bot_id,
+                update_id,
             )
         )
 
     async def mark_update(self, update_id: int) -> None:
         await self.pool.execute(
-            "INSERT INTO telegram_updates (update_id) VALUES ($1) ON CONFLICT DO NOTHING",
+            "INSERT INTO telegram_updates (bot_id, update_id) VALUES ($1, $2) "
+            "ON CONFLICT DO NOTHING",
+            self.bot_id,
             update_id,
         )
 
     async def next_offset(self) -> int | None:
         """Where polling goes on: after the newest handled update (None: Telegram decides)."""
-        value = await self.pool.fetchval("SELECT max(update_id) FROM telegram_updates")
+        value = await self.pool.fetchval(
+            "SELECT max(update_id) FROM telegram_updates WHERE bot_id = $1", self.bot_id
+        )
         return int(value) + 1 if value is not None else None
 
     async def prune(self) -> None:
         await self.pool.execute(
-            "DELETE FROM telegram_updates WHERE processed_at < now() - make_interval(days => $1) "
-            "AND update_id < (SELECT max(update_id) FROM telegram_updates)",
+            "DELETE FROM telegram_updates WHERE bot_id = $2 AND processed_at < now() - "
+            "make_interval(days => $1) AND update_id < "
+            "(SELECT max(update_id) FROM telegram_updates WHERE bot_id = $2)",
             KEEP_UPDATES_DAYS,
+            self.bot_id,
         )
         await self.pool.execute(
             "DELETE FROM telegram_captures_in_flight WHERE started_at < now() - "

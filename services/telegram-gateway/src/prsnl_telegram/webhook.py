@@ -28,9 +28,9 @@ logger = logging.getLogger(__name__)
 
 
 class _Hook(tornado.web.RequestHandler):
-    def initialize(self, secret: str, application: Any, handler: UpdateHandler) -> None:
+    def initialize(self, secret: str, bot: Any, handler: UpdateHandler) -> None:
         self.secret = secret
-        self.application_ = application
+        self.bot = bot
         self.handler = handler
 
     async def post(self) -> None:
@@ -42,7 +42,7 @@ class _Hook(tornado.web.RequestHandler):
             self.set_status(413)
             return
         try:
-            update = Update.de_json(json.loads(self.request.body), self.application_.bot)
+            update = Update.de_json(json.loads(self.request.body), self.bot)
         except (ValueError, TypeError, KeyError):
             self.set_status(400)
             return
@@ -61,7 +61,7 @@ async def serve_webhook(
     """Listen until cancelled; register the public URL with Telegram when it is set."""
     secret = settings.webhook_secret.get_secret_value()
     web = tornado.web.Application(
-        [(PATH, _Hook, {"secret": secret, "application": application, "handler": handler})]
+        [(PATH, _Hook, {"secret": secret, "bot": application.bot, "handler": handler})]
     )
     server = web.listen(settings.webhook_port, address=settings.webhook_host)
     logger.info("webhook listening on %s:%d%s", settings.webhook_host, settings.webhook_port, PATH)

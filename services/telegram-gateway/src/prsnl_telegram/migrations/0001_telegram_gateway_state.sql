@@ -41,6 +41,8 @@ CREATE TABLE telegram_files (
 -- Updates handled (so a replica taking over, or a redelivered webhook, answers once), and
 -- where polling goes on.
 CREATE TABLE telegram_updates (
-    update_id     bigint PRIMARY KEY,
-    processed_at  timestamptz NOT NULL DEFAULT now()
+    bot_id        bigint NOT NULL,
+    update_id     bigint NOT NULL,
+    processed_at  timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (bot_id, update_id)
 );
