@@ -4,10 +4,18 @@ answer, and the owner's usage."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
 
 import asyncpg
 import pytest
 from litestar.testing import AsyncTestClient
+
+from prsnl_common.errors import PipelineError
+from prsnl_common.settings import CommonSettings
+from prsnl_common.store import LocalMediaStore
+from prsnl_ingest.capture import Upload, capture_upload
+from tests.support.clips import make_clip
 
 pytestmark = pytest.mark.integration
 
@@ -80,3 +88,86 @@ async def test_usage_counts_the_owners_items_and_bytes_only(
     usage = (await client.get("/api/v1/usage", headers=owner[1])).json()
     assert usage == {"items": 2, "bytes": 1500, "by_status": {"pending": 1, "ready": 1}}
     assert (await client.get("/api/v1/usage")).status_code == 401
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    path = tmp_path_factory.mktemp("upload") / "clip.mp4"
+    make_clip(path, duration=1, width=160, height=120, fps=10)
+    return path.read_bytes()
+
+
+def stored_files(root: Path) -> list[str]:
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+
+
+async def test_an_upload_is_stored_and_announced_as_downloaded_in_one_go(
+    client: AsyncTestClient,  # type: ignore[type-arg]
+    pool: asyncpg.Pool,
+    owner: tuple[uuid.UUID, dict[str, str]],
+    gateway_env: CommonSettings,
+    clip: bytes,
+) -> None:
+    headers = {**owner[1], "Content-Type": "video/mp4", "X-Filename": "holiday.mp4"}
+    response = await client.post("/api/v1/uploads", content=clip, headers=headers)
+    assert response.status_code == 202, response.text
+    item = response.json()
+    assert item["source"] == "api" and item["title"] == "holiday.mp4"
+    key = f"items/{item['id']}/original.mp4"
+    assert (gateway_env.media_root / key).read_bytes() == clip
+    event = await pool.fetchval(
+        "SELECT payload FROM outbox WHERE routing_key = 'video.downloaded' "
+        "AND payload->>'item_id' = $1",
+        item["id"],
+    )
+    assert event is not None and event["original_key"] == key and event["size"] == len(clip)
+
+    again = await client.post("/api/v1/uploads", content=clip, headers=headers)
+    assert again.status_code == 200 and again.json()["id"] == item["id"]
+    assert again.json()["duplicate"] is True
+    folder = gateway_env.media_root / "items" / item["id"]
+    assert [p.name for p in folder.iterdir()] == ["original.mp4"]
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body", "status", "code"),
+    [
+        ("application/json", b"{}", 415, "unsupported_media_type"),
+        ("video/mp4", b"", 422, "empty_download"),
+        ("video/mp4", b"x" * (1024 * 1024 + 1), 413, "payload_too_large"),
+    ],
+)
+async def test_a_refused_upload_leaves_nothing_behind(
+    client: AsyncTestClient,  # type: ignore[type-arg]
+    pool: asyncpg.Pool,
+    owner: tuple[uuid.UUID, dict[str, str]],
+    gateway_env: CommonSettings,
+    content_type: str,
+    body: bytes,
+    status: int,
+    code: str,
+) -> None:
+    before = stored_files(gateway_env.media_root)
+    headers = {**owner[1], "Content-Type": content_type}
+    response = await client.post("/api/v1/uploads", content=body, headers=headers)
+    assert response.status_code == status, response.text
+    assert response.json()["code"] == code
+    assert await pool.fetchval("SELECT count(*) FROM items WHERE owner_id = $1", owner[0]) == 0
+    assert stored_files(gateway_env.media_root) == before
+
+
+async def test_an_upload_without_length_is_cut_at_the_cap(
+    pool: asyncpg.Pool, owner: tuple[uuid.UUID, dict[str, str]], gateway_env: CommonSettings
+) -> None:
+    async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: the cap holds while streaming
+        for _ in range(40):
+            yield b"y" * 65536
+
+    store = LocalMediaStore(gateway_env.media_root)
+    before = stored_files(gateway_env.media_root)
+    upload = Upload(chunks(), "video/mp4", None, 1024 * 1024, "api")
+    with pytest.raises(PipelineError) as refused:
+        await capture_upload(pool, store, owner[0], upload)
+    assert refused.value.code == "too_large"
+    assert await pool.fetchval("SELECT count(*) FROM items WHERE owner_id = $1", owner[0]) == 0
+    assert stored_files(gateway_env.media_root) == before

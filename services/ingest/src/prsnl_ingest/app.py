@@ -45,6 +45,7 @@ from prsnl_ingest.api.deps import (
 from prsnl_ingest.api.health import HealthController
 from prsnl_ingest.api.items import ItemController
 from prsnl_ingest.api.problems import EXCEPTION_HANDLERS
+from prsnl_ingest.api.uploads import UploadController
 from prsnl_ingest.api.usage import UsageController
 from prsnl_ingest.catalog import KEYS_CHANNEL
 from prsnl_ingest.live import LiveHub
@@ -118,7 +119,13 @@ def create_app(
             await broker.stop()
             await pool.close()
 
-    handlers: list[Any] = [CaptureController, ItemController, UsageController, HealthController]
+    handlers: list[Any] = [
+        CaptureController,
+        UploadController,
+        ItemController,
+        UsageController,
+        HealthController,
+    ]
     if settings.metrics_on_api_port:
         handlers.append(MetricsController)
     return Litestar(

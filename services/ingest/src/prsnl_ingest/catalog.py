@@ -31,6 +31,7 @@ from prsnl_common.events import (
     Platform,
     ReplyTo,
     Source,
+    SourceInfo,
     TranscodeRequested,
     UrlCaptured,
     VideoDownloaded,
@@ -211,6 +212,64 @@ async def capture(pool: asyncpg.Pool, new: NewCapture) -> CaptureOutcome:
             await enqueue(connection, url_captured(item))
     except asyncpg.UniqueViolationError:
         existing = await _find_duplicate(pool, new)
+        if existing is None:
+            raise
+        return CaptureOutcome(existing, created=False)
+    return CaptureOutcome(item, created=True)
+
+
+@dataclass(frozen=True)
+class NewUpload:
+    """A video file sent by its owner, already stored under ``original_key``."""
+
+    item_id: uuid.UUID
+    owner_id: uuid.UUID
+    digest: str  # sha256 of the bytes: the same file twice is the same item
+    original_key: str
+    size: int
+    title: str | None
+    source: Source
+    reply_to: ReplyTo | None = None
+
+    @property
+    def url(self) -> str:
+        return f"upload:sha256:{self.digest}"
+
+
+async def find_upload(pool: asyncpg.Pool, owner_id: uuid.UUID, url: str) -> asyncpg.Record | None:
+    return await pool.fetchrow(
+        "SELECT * FROM items WHERE owner_id = $1 AND normalized_url = $2", owner_id, url
+    )
+
+
+async def create_upload(pool: asyncpg.Pool, new: NewUpload) -> CaptureOutcome:
+    """The item of an uploaded original and its ``video.downloaded``, in one transaction.
+
+    The processing starts as after a download; the same bytes uploaded again by
+    the same owner return the existing item (the race is settled by the index).
+    """
+    event = VideoDownloaded(
+        item_id=new.item_id,
+        original_key=new.original_key,
+        size=new.size,
+        info=SourceInfo(title=new.title),
+    )
+    try:
+        async with pool.acquire() as connection, connection.transaction():
+            item = await connection.fetchrow(
+                "INSERT INTO items (id, owner_id, url, normalized_url, platform, source, options, "
+                "reply_to, title) VALUES ($1, $2, $3, $3, 'direct', $4, '{}', $5, $6) RETURNING *",
+                new.item_id,
+                new.owner_id,
+                new.url,
+                new.source,
+                new.reply_to.model_dump(mode="json") if new.reply_to else None,
+                event.info.title,
+            )
+            assert item is not None
+            await enqueue(connection, event)
+    except asyncpg.UniqueViolationError:
+        existing = await find_upload(pool, new.owner_id, new.url)
         if existing is None:
             raise
         return CaptureOutcome(existing, created=False)
