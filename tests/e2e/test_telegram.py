@@ -3,9 +3,11 @@ service its own process (C2)."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import signal
+import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +17,8 @@ import asyncpg
 import httpx
 import pytest
 
+from prsnl_telegram.texts import size
+from tests.support.clips import make_clip, make_large_h264
 from tests.support.media_server import MediaServer
 from tests.support.stack import Api, Stack, free_port
 from tests.support.telegram import FakeBotApi, Sent
@@ -293,6 +297,7 @@ async def test_a_webhook_with_a_wrong_secret_gets_403_and_captures_nothing(
             PRSNL_TELEGRAM_WEBHOOK_PORT=str(port),
         )
         telegram.start("telegram-gateway", extra_env=env)
+        process = telegram.processes["telegram-gateway"][-1]
         await eventually(lambda: bool(hook_api.webhook.get("url")), 60, "setWebhook")
         assert hook_api.webhook["secret_token"] == "s3cret-Token_1"
         hook = f"http://127.0.0.1:{port}/telegram/webhook"
@@ -315,6 +320,66 @@ async def test_a_webhook_with_a_wrong_secret_gets_403_and_captures_nothing(
                 assert answer.status_code == 200
         assert [s.text for s in hook_api.sent if saving(s)] == [f"Saving\u2026\n{url}"]
         item_by_url(alice, url)
+        stop(telegram, process)
+
+
+def stop(stack: Stack, process: subprocess.Popen[bytes]) -> None:
+    """Stop one gateway process of the stack, leaving the others running."""
+    process.send_signal(signal.SIGTERM)
+    process.wait(timeout=40)
+    stack.processes["telegram-gateway"].remove(process)
+
+
+@pytest.fixture(scope="module")
+def big_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
+    root = tmp_path_factory.mktemp("telegram-files")
+    return {
+        "3mb": make_clip(root / "3mb.mp4", duration=12, width=640, height=360).read_bytes(),
+        # Over the 20 MB the Bot API lets bots download (noise: ~53 MB in about a second).
+        "over-20mb": make_large_h264(root / "big.mp4", min_bytes=25 * 1024 * 1024).read_bytes(),
+    }
+
+
+async def test_videos_sent_as_files_are_saved_and_the_bot_api_limit_is_stated(
+    telegram: Stack, bot_api: FakeBotApi, alice: Api, big_files: dict[str, bytes]
+) -> None:
+    update = bot_api.send_video_file(ALICE, big_files["3mb"])
+    await reply_where(bot_api, update, saving, 60, "Saving… for the file")
+    sent = await reply_where(bot_api, update, video, 180, "the video of the file")
+    item = next(
+        i
+        for i in alice.get("/api/v1/items?limit=50").json()["items"]
+        if i["source"] == "telegram" and i["url"].startswith("upload:")
+    )
+    assert sent.video == (telegram.media_root / "items" / item["id"] / "video.mp4").read_bytes()
+
+    document = bot_api.send_video_file(ALICE, big_files["over-20mb"], as_kind="document")
+    answer = await reply_where(bot_api, document, lambda s: True, 60, "the size answer")
+    assert "up to 20.0 MB" in (answer.text or "")
+    assert f"This file is {size(len(big_files['over-20mb']))}" in (answer.text or "")
+    assert bot_api.calls("getFile") == 1, "the too-big file is not even asked for"
+
+
+async def test_with_a_local_bot_api_server_a_file_over_20_mb_goes_through(
+    telegram: Stack, sources: MediaServer, alice: Api, big_files: dict[str, bytes]
+) -> None:
+    with FakeBotApi(
+        "7000000003:AAE-local-server-token",
+        local_mode=True,
+        first_update_id=800_000,
+        first_message_id=800_000,
+    ) as local_api:
+        env = gateway_env(local_api, telegram, {BOB: alice.key}, PRSNL_TELEGRAM_LOCAL_MODE="true")
+        telegram.start("telegram-gateway", extra_env=env)
+        process = telegram.processes["telegram-gateway"][-1]
+        try:
+            update = local_api.send_video_file(BOB, big_files["over-20mb"], as_kind="document")
+            await reply_where(local_api, update, saving, 120, "Saving… for the big file")
+            digest = hashlib.sha256(big_files["over-20mb"]).hexdigest()
+            item = alice.wait_for(item_by_url(alice, f"upload:sha256:{digest}")["id"], timeout=180)
+            assert item["status"] == "ready" and item["source"] == "telegram"
+        finally:
+            stop(telegram, process)
 
 
 def test_the_token_never_appears_in_the_logs(telegram: Stack) -> None:

@@ -16,12 +16,14 @@ import email.policy
 import itertools
 import json
 import re
+import tempfile
 import threading
 import time
 import uuid
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -362,13 +364,19 @@ class FakeBotApi:
         if file_id not in self.files:
             raise _ApiError(400, "Bad Request: invalid file_id")
         size = len(self.files[file_id])
-        if not self.local_mode and size > CLOUD_DOWNLOAD_LIMIT:
+        path = f"videos/{file_id}.mp4"
+        if self.local_mode:  # a local server answers with the file's path on its own disk
+            local = Path(tempfile.gettempdir()) / f"fake-bot-api-{self.bot_id}" / path
+            local.parent.mkdir(parents=True, exist_ok=True)
+            local.write_bytes(self.files[file_id])
+            path = str(local)
+        elif size > CLOUD_DOWNLOAD_LIMIT:
             raise _ApiError(400, "Bad Request: file is too big")
         return {
             "file_id": file_id,
             "file_unique_id": file_id[-12:],
             "file_size": size,
-            "file_path": f"videos/{file_id}.mp4",
+            "file_path": path,
         }
 
     def _do_setWebhook(self, params: dict[str, Any]) -> bool:

@@ -58,10 +58,7 @@ class Replies:
             return  # a re-transcode asked for elsewhere; the chat has its video
 
         async def send(reply: Reply) -> None:
-            key = self.keys.get(reply.user_id)
-            if key is None:
-                return  # the user is no longer allowed
-            item = await self.api.item(key, event.item_id)
+            item = await self.api.item(self.keys[reply.user_id], event.item_id)
             await self.answers.ready(reply.chat_id, reply.source_message_id, item)
             if reply.status_message_id:
                 await self.answers.edit(
@@ -116,6 +113,8 @@ class Replies:
                 raise TransientError("reply_not_recorded", "a capture is still being recorded")
             return
         for reply in replies:
+            if reply.user_id not in self.keys:
+                continue  # not a user of this bot's settings: never claimed, never dropped
             if not await self.state.claim_delivery(reply, run, outcome):
                 continue
             try:
