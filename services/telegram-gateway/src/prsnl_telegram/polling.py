@@ -11,6 +11,7 @@ a replica that takes over, or a webhook delivered twice, answers once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import warnings
 from typing import Any
@@ -101,8 +102,47 @@ class UpdateHandler:
             del self.recent[next(iter(self.recent))]
 
 
-def lock_key_sql() -> str:
-    return "hashtextextended('prsnl-telegram-poller:' || $1::text, 0)"
+LOCK_KEY = "hashtextextended('prsnl-telegram-poller:' || $1::text, 0)"
+CONNECT_TIMEOUT = 3.0
+
+
+class PollerLock:
+    """The advisory lock of the poller, held on a dedicated connection."""
+
+    def __init__(self, dsn: str, bot_id: int) -> None:
+        self.dsn = dsn
+        self.bot_id = str(bot_id)
+        self.connection: asyncpg.Connection | None = None
+
+    async def try_take(self) -> bool:
+        if self.connection is None or self.connection.is_closed():
+            self.connection = await asyncpg.connect(self.dsn, timeout=CONNECT_TIMEOUT)
+        return bool(
+            await self.connection.fetchval(f"SELECT pg_try_advisory_lock({LOCK_KEY})", self.bot_id)
+        )
+
+    async def still_held(self) -> bool:
+        """False only when another replica took the lock.
+
+        A database that is away for everyone lets nobody take it, so the poller
+        goes on polling and tells users to try again rather than going silent.
+        """
+        try:
+            assert self.connection is not None
+            await self.connection.fetchval("SELECT 1")
+            return True
+        except (AssertionError, *DB_ERRORS):
+            await self.close()
+        try:
+            return await self.try_take()
+        except DB_ERRORS:
+            return True
+
+    async def close(self) -> None:
+        if self.connection is not None:
+            with contextlib.suppress(*DB_ERRORS):
+                await self.connection.close()
+            self.connection = None
 
 
 class Poller:
@@ -112,37 +152,29 @@ class Poller:
         self.app = app
         self.handler = handler
         self.state = handler.state
-        self.dsn = dsn
+        self.lock = PollerLock(dsn, app.bot.id)
         self.timeout = timeout
         self.retry = retry
 
     async def run(self) -> None:
-        """Forever: wait to become the poller, then poll until the lock's connection fails."""
-        while True:
-            try:
-                await self._lead()
-            except DB_ERRORS as exc:
-                logger.warning("poller lost its database connection: %s", exc)
-            finally:
-                POLLER.set(0)
-            await asyncio.sleep(self.retry)
+        """Forever: wait to become the poller, then poll until another replica is."""
+        try:
+            while True:
+                try:
+                    if await self.lock.try_take():
+                        await self._lead()
+                except DB_ERRORS as exc:
+                    logger.warning("the poller's database is unreachable: %s", exc)
+                finally:
+                    POLLER.set(0)
+                await asyncio.sleep(self.retry)
+        finally:
+            await self.lock.close()
 
     async def _lead(self) -> None:
-        connection = await asyncpg.connect(self.dsn)
-        try:
-            bot_id = str(self.app.bot.id)
-            while not await connection.fetchval(  # noqa: ASYNC110 - the lock is PostgreSQL's
-                f"SELECT pg_try_advisory_lock({lock_key_sql()})", bot_id
-            ):
-                await asyncio.sleep(self.retry)
-            POLLER.set(1)
-            logger.info("this replica polls Telegram now")
-            await self.app.bot.delete_webhook()
-            await self._poll(connection)
-        finally:
-            await connection.close()
-
-    async def _poll(self, connection: asyncpg.Connection) -> None:
+        POLLER.set(1)
+        logger.info("this replica polls Telegram now")
+        await self.app.bot.delete_webhook()
         offset = await self.state.next_offset()
         while True:
             try:
@@ -157,7 +189,9 @@ class Poller:
             for data in raw:
                 await self._handle_raw(data)
                 offset = int(data["update_id"]) + 1
-            await connection.fetchval("SELECT 1")  # still the holder of the lock
+            if not await self.lock.still_held():
+                logger.warning("another replica polls now; standing by")
+                return
 
     async def _get_updates(self, offset: int | None) -> list[dict[str, Any]]:
         """Raw updates: one the library cannot read must not stop the others (it is skipped)."""
