@@ -37,8 +37,8 @@ format: ## Apply ruff's fixes and formatting
 	$(UV) run ruff format .
 
 .PHONY: typecheck
-typecheck: ## mypy (strict) on the library and every service
-	$(UV) run mypy libs/common/src services/*/src
+typecheck: ## mypy (strict) on the library, every service and the client
+	$(UV) run mypy libs/common/src services/*/src clients/*/src
 
 .PHONY: bench
 bench: ## Benchmarks with ratios against raw yt-dlp, ffmpeg and nginx measured in the same run

@@ -15,6 +15,7 @@ from typing import Any
 import ffmpeg
 import httpx
 
+from prsnl_common.ffmpeg_inputs import INPUT_OPTIONS
 from prsnl_transcoder import media
 from prsnl_transcoder.planning import ProbeResult, plan_output, thumbnail_time
 from prsnl_transcoder.service import limits_for
@@ -150,7 +151,7 @@ def thumbnail_command(
 ) -> list[str]:
     """The one ffmpeg run prsnl_transcoder.media.make_thumbnails uses for every width."""
     widths = sorted(outputs)
-    source = ffmpeg.input(media._url(src), ss=f"{at:.3f}", **media.INPUT_OPTIONS)
+    source = ffmpeg.input(media._url(src), ss=f"{at:.3f}", **INPUT_OPTIONS)
     copies = media._stream(source, video_index, "v:0").filter_multi_output("split", len(widths))
     jpegs = [
         copies[i]

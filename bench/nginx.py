@@ -66,21 +66,13 @@ def nginx_config(
     server_body = f"""        root {quote(str(root))};
         location / {{
         }}"""
+    cache_line = ""
     if upstream is not None:
-        # The gateway in front: it authorises each request and answers with
-        # X-Accel-Redirect; nginx then serves the file itself from /_media/.
-        server_body = f"""        location / {{
-            proxy_pass {upstream};
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_set_header Host $http_host;
-            proxy_buffering off;
-            proxy_read_timeout 1h;
-        }}
-        location /_media/ {{
-            internal;
-            alias {quote(str(root) + "/")};
-        }}"""
+        server_body = offload_locations(upstream, root)
+        cache_line = (
+            f"    proxy_cache_path {quote(str(runtime_dir / 'auth-cache'))} "
+            "keys_zone=prsnl_auth:1m max_size=16m inactive=1m;\n"
+        )
     temp_lines = "".join(
         f"    {name}_temp_path {quote(str(runtime_dir / name))};\n" for name in temp_modules
     )
@@ -107,13 +99,66 @@ http {{
         image/jpeg jpg;
     }}
     default_type application/octet-stream;
-{temp_lines}
+{temp_lines}{cache_line}
     server {{
         listen 127.0.0.1:{port};
 {server_body}
     }}
 }}
 """
+
+
+def offload_locations(upstream: str, root: Path) -> str:
+    """The server locations of the offload, as in deploy/nginx/prsnl.conf.
+
+    Signed media links: nginx asks the gateway once per link (auth_request, cached a few
+    seconds) and serves every range from disk; a refusal goes to the gateway's own route,
+    which answers the problem. Everything else goes to the gateway, which answers media
+    requests with a Bearer key by X-Accel-Redirect to /_media/.
+    """
+    proxy = f"""proxy_pass {upstream};
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host $http_host;"""
+    authorize = upstream.rstrip("/") + "/_internal/media-authorization"
+    return f"""        location / {{
+            {proxy}
+            proxy_buffering off;
+            proxy_read_timeout 1h;
+        }}
+        location ~ ^/api/v1/items/[^/]+/(video|thumbnails/[0-9]+)$ {{
+            error_page 418 = @gateway;
+            error_page 401 403 = @gateway;
+            if ($arg_sig = "") {{
+                return 418;
+            }}
+            auth_request /_authorize;
+            auth_request_set $media_key $upstream_http_x_media_key;
+            root {quote(str(root))};
+            try_files /$media_key =404;
+            add_header Cache-Control "private, max-age=3600";
+        }}
+        location @gateway {{
+            {proxy}
+        }}
+        location = /_authorize {{
+            internal;
+            {proxy.replace(upstream, authorize, 1)}
+            proxy_pass_request_body off;
+            proxy_set_header Content-Length "";
+            proxy_set_header X-Original-URI $request_uri;
+            proxy_cache prsnl_auth;
+            proxy_cache_key $request_uri;
+            proxy_cache_valid 200 5s;
+            proxy_cache_valid any 0;
+        }}
+        location /_media/ {{
+            internal;
+            alias {quote(str(root) + "/")};
+        }}
+        location /_internal/ {{
+            return 404;
+        }}"""
 
 
 def _free_port() -> int:

@@ -23,6 +23,12 @@ if ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ]; then
     say "installing nginx-light from Debian"
     apt_install nginx-light
 fi
+# promtool (Debian's prometheus package) checks and unit-tests the alert rules; the
+# Prometheus server itself scrapes a running stack in the end-to-end tests.
+if ! command -v promtool >/dev/null || ! command -v prometheus >/dev/null; then
+    say "installing prometheus (and promtool) from Debian"
+    apt_install prometheus
+fi
 # wrk is only needed by the benchmarks.
 if [ "${WITH_BENCH_TOOLS:-0}" = 1 ]; then
     command -v wrk >/dev/null || { say "installing wrk (load generator)"; apt_install wrk; }
@@ -41,6 +47,12 @@ if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
     if ! command -v pg_ctlcluster >/dev/null; then
         say "installing PostgreSQL"
         apt_install postgresql
+        # A cluster this script created (a fresh CI container): the services and the tests
+        # connect as postgres over loopback without a password, as on a development machine.
+        hba="$(ls -d /etc/postgresql/*/main | sort -V | tail -1)/pg_hba.conf"
+        printf 'host all all 127.0.0.1/32 trust\nhost all all ::1/128 trust\n' \
+            | cat - "$hba" | as_root tee "$hba.new" >/dev/null
+        as_root mv "$hba.new" "$hba"
     fi
     say "starting PostgreSQL"
     pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | sort -V | tail -1)" main start || true
@@ -60,4 +72,11 @@ if ! rabbit_up; then
     rabbitmqctl await_startup >/dev/null 2>&1 || true
     for _ in $(seq 1 60); do rabbit_up && break; sleep 1; done
     rabbit_up || { echo "RabbitMQ did not start" >&2; exit 1; }
+fi
+
+# RabbitMQ's own Prometheus endpoint (:15692): queue depth, unacknowledged messages and
+# consumers per queue, which the alert rules and the dashboard read.
+if ! rabbitmq-plugins is_enabled rabbitmq_prometheus >/dev/null 2>&1; then
+    say "enabling RabbitMQ's rabbitmq_prometheus plugin"
+    rabbitmq-plugins enable rabbitmq_prometheus >/dev/null
 fi

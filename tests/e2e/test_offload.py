@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import httpx
@@ -10,6 +12,7 @@ import pytest
 from bench.nginx import Nginx, running_nginx
 from tests.support.media_server import MediaServer
 from tests.support.stack import Api, Stack, free_port
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -23,6 +26,7 @@ def offloading_gateway(stack: Stack) -> Iterator[str]:
         extra_env={
             "PRSNL_INGEST_PORT": str(port),
             "PRSNL_INGEST_ACCEL_REDIRECT_PREFIX": "/_media/",
+            "PRSNL_INGEST_METRICS_ON_API_PORT": "true",
         },
     )
     replica = stack.processes["ingest"][-1]
@@ -75,3 +79,60 @@ def test_nginx_serves_ranges_after_the_gateway_authorised_them(
     assert httpx.get(f"{front.base_url}/_media/{key}").status_code == 404
     # The rest of the API passes through unchanged.
     assert through.get(f"/api/v1/items/{item['id']}").json()["id"] == item["id"]
+
+
+def _authorizations(gateway: str) -> float:
+    text = httpx.get(f"{gateway}/metrics", timeout=10).text
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("prsnl_media_authorizations_total{")
+    )
+
+
+def _revoke(stack: Stack, key: str) -> None:
+    subprocess.run(
+        [sys.executable, "-m", "prsnl_ingest", "revoke-key", key],
+        env=stack.env,
+        capture_output=True,
+        check=True,
+    )
+
+
+def _get(url: str, **headers: str) -> httpx.Response:
+    """A plain GET without an Authorization header, as a player sends it."""
+    return httpx.get(url, headers=headers, timeout=30)
+
+
+async def test_nginx_serves_every_range_of_a_signed_link_after_one_authorisation(
+    stack: Stack, media: MediaServer, front: Nginx, offloading_gateway: str
+) -> None:
+    key = stack.create_key("carol")
+    carol = Api(front.base_url, key)
+    item = carol.wait_for(carol.capture(media.url("/files/small.mp4?signed=1")).json()["id"])
+    links = carol.item(item["id"])["links"]
+    assert links["video"].startswith(front.base_url), "links name the address nginx answers on"
+    whole = _get(links["video"])
+    assert whole.status_code == 200 and whole.headers["server"].startswith("nginx")
+    before = _authorizations(offloading_gateway)
+    size = len(whole.content)
+    for start in range(0, size - 1000, max(1, size // 20)):
+        part = _get(links["video"], Range=f"bytes={start}-{start + 999}")
+        assert part.status_code == 206 and part.content == whole.content[start : start + 1000]
+    asked = _authorizations(offloading_gateway) - before
+    assert asked <= 5, f"{asked} authorisations for 20 ranges of one link: nginx did not cache"
+    thumb = _get(links["thumbnails"]["320"])
+    assert thumb.status_code == 200 and thumb.content[:3] == b"\xff\xd8\xff"
+
+    forged = links["video"].rsplit("sig=", 1)[0] + "sig=" + "A" * 32
+    refused = _get(forged)
+    assert refused.status_code == 403 and refused.json()["code"] == "link_invalid"
+    assert _get(f"{front.base_url}/_internal/media-authorization").status_code == 404
+
+    _revoke(stack, key)
+
+    async def link_refused() -> bool:
+        return _get(links["video"]).status_code == 403
+
+    # The cached authorisation lives 5 s; the gateway then refuses the revoked key's link.
+    await eventually(link_refused, within=30, what="the revoked key's link refused via nginx")

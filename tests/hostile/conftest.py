@@ -251,7 +251,7 @@ class ReadyItem:
     failed_id: uuid.UUID
 
 
-async def _drain_namespace(pool: asyncpg.Pool, namespace: str) -> None:
+async def drain_namespace(pool: asyncpg.Pool, namespace: str) -> None:
     """Wait for the relay to publish the outbox, then empty the namespace's queues.
 
     Setting up an item through the catalog queues its ``url.captured`` for a downloader
@@ -280,15 +280,12 @@ def _make_video_and_thumbnail(video: Path) -> None:
     )
 
 
-@pytest.fixture(scope="session")
-async def ready_item(pool: asyncpg.Pool, hostile_env: CommonSettings) -> ReadyItem:
-    """A ready item with a real mp4 and a 320px thumbnail in the media root, and a failed
-    item of the same owner; made by applying the pipeline's own events to the catalog."""
-
-    owner_id, key = await catalog.create_owner_key(pool, f"ready-{uuid.uuid4().hex[:8]}")
-    item_id = await new_item(pool, owner_id, "http://93.184.215.14/hostile/ready.mp4")
-    failed_id = await new_item(pool, owner_id, "http://93.184.215.14/hostile/failed.mp4")
-    root = hostile_env.media_root
+async def make_ready_item(
+    pool: asyncpg.Pool, root: Path, owner_id: uuid.UUID, name: str
+) -> tuple[uuid.UUID, Path]:
+    """A ready item of ``owner_id`` with a real mp4 and a 320px thumbnail under ``root``,
+    made by applying the pipeline's own events to the catalog."""
+    item_id = await new_item(pool, owner_id, f"http://93.184.215.14/hostile/{name}.mp4")
     video = root / video_key(item_id, None)
     await asyncio.to_thread(_make_video_and_thumbnail, video)
     original = original_key(item_id, "mp4")
@@ -315,13 +312,24 @@ async def ready_item(pool: asyncpg.Pool, hostile_env: CommonSettings) -> ReadyIt
         ),
     )
     assert moved
+    return item_id, video
+
+
+@pytest.fixture(scope="session")
+async def ready_item(pool: asyncpg.Pool, hostile_env: CommonSettings) -> ReadyItem:
+    """A ready item with a real mp4 and a 320px thumbnail in the media root, and a failed
+    item of the same owner; made by applying the pipeline's own events to the catalog."""
+
+    owner_id, key = await catalog.create_owner_key(pool, f"ready-{uuid.uuid4().hex[:8]}")
+    item_id, video = await make_ready_item(pool, hostile_env.media_root, owner_id, "ready")
+    failed_id = await new_item(pool, owner_id, "http://93.184.215.14/hostile/failed.mp4")
     await catalog.apply_event(
         pool,
         ItemFailed(
             item_id=failed_id, stage="download", error_code="source_not_found", message="gone"
         ),
     )
-    await _drain_namespace(pool, hostile_env.namespace)
+    await drain_namespace(pool, hostile_env.namespace)
     row = await pool.fetchrow("SELECT status FROM items WHERE id = $1", item_id)
     assert row is not None and row["status"] == "ready"
     return ReadyItem(item_id, owner_id, {"Authorization": f"Bearer {key}"}, video, failed_id)

@@ -387,8 +387,13 @@ def test_stream_report_shows_the_nginx_offload_next_to_nginx() -> None:
         3,
         offload=_wrk(2000, 0.016, 0.04, body=MIB),
         offload_full=_wrk(150, 6e-3, 9e-3),
+        signed=_wrk(3600, 0.009, 0.02, body=MIB),
+        signed_full=_wrk(270, 3e-3, 5e-3),
     )
     assert text.count("ours via nginx X-Accel-Redirect") == 2
+    assert text.count("ours via nginx, signed link") == 2
+    signed = [line for line in text.splitlines() if line.strip().startswith("signed link / nginx")]
+    assert len(signed) == 2 and "0.90x" in signed[0] and "0.90x" in signed[1]
     lines = [line for line in text.splitlines() if line.strip().startswith("offloaded / nginx")]
     assert len(lines) == 2
     assert "0.50x" in lines[0] and "0.50x" in lines[1]

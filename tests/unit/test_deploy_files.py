@@ -397,6 +397,52 @@ def test_prometheus_scrapes_every_service_and_rabbitmq() -> None:
     assert jobs["rabbitmq"]["static_configs"][0]["targets"] == ["rabbitmq:15692"]
 
 
+def _promtool(*args: str) -> str:
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool is missing: scripts/bootstrap.sh installs Debian's prometheus"
+    done = subprocess.run(
+        [promtool, *args],
+        cwd=DEPLOY / "prometheus",
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def test_prometheus_config_and_alert_rules_pass_promtool() -> None:
+    assert "SUCCESS" in _promtool("check", "config", "prometheus.yml")
+    assert "SUCCESS" in _promtool("check", "rules", "alerts.yml")
+
+
+def test_every_alert_rule_has_unit_tests_that_pass() -> None:
+    rules = yaml.safe_load((DEPLOY / "prometheus" / "alerts.yml").read_text())
+    names = {r["alert"] for group in rules["groups"] for r in group["rules"]}
+    tests = yaml.safe_load((DEPLOY / "prometheus" / "alerts.test.yml").read_text())
+    tested = {
+        case["alertname"]
+        for test in tests["tests"]
+        for case in test.get("alert_rule_test", [])
+        if case.get("exp_alerts")
+    }
+    assert names <= tested, f"rules without a firing test: {sorted(names - tested)}"
+    assert "SUCCESS" in _promtool("test", "rules", "alerts.test.yml")
+
+
+def test_alert_rules_use_the_metrics_the_services_define() -> None:
+    rules = yaml.safe_load((DEPLOY / "prometheus" / "alerts.yml").read_text())
+    exprs = [r["expr"] for group in rules["groups"] for r in group["rules"]]
+    used: set[str] = set()
+    for expr in exprs:
+        used.update(re.findall(r"\bprsnl_[a-z0-9_]+", re.sub(r'"[^"]*"', '""', expr)))
+    defined = _defined_metrics()
+    for metric in used:
+        base = re.sub(r"_total$", "", metric)
+        assert {metric, base} & defined, f"an alert queries {metric}, which no service defines"
+
+
 # --- Grafana -------------------------------------------------------------------
 
 
@@ -826,3 +872,67 @@ def test_compose_puts_the_downloader_on_its_own_network(compose: dict[str, Any])
     assert on_it == {"downloader", "rabbitmq", "jaeger", "prometheus"}
     assert "postgres" not in on_it and "ingest" not in on_it
     assert "DOCKER-USER" in COMPOSE.read_text(), "compose says how to filter what it cannot"
+
+
+# --- CI workflow -----------------------------------------------------------------
+
+WORKFLOW = ROOT / ".github" / "workflows" / "ci.yml"
+
+
+def test_ci_workflow_is_a_valid_github_workflow() -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "check_jsonschema",
+            "--builtin-schema",
+            "vendor.github-workflows",
+            str(WORKFLOW),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_ci_runs_make_test_and_builds_every_service_image() -> None:
+    workflow = yaml.safe_load(WORKFLOW.read_text())
+    test_job = workflow["jobs"]["test"]
+    assert test_job["container"]["image"].startswith("python:3.11-bookworm")
+    assert any(step.get("run") == ".ci/run" for step in test_job["steps"])
+    assert test_job["timeout-minutes"] <= 90
+    images = workflow["jobs"]["images"]
+    assert set(images["strategy"]["matrix"]["service"]) == set(METRICS_PORTS) | {"ingest"}
+    (build,) = [s for s in images["steps"] if "build-push-action" in s.get("uses", "")]
+    assert build["with"]["file"] == "deploy/Dockerfile"
+    assert build["with"]["build-args"] == "SERVICE=${{ matrix.service }}"
+
+
+# --- nginx -----------------------------------------------------------------------
+
+
+def test_the_shipped_nginx_configuration_is_valid(tmp_path: Path) -> None:
+    """``nginx -t`` on deploy/nginx/prsnl.conf, its upstream host and cache folder local."""
+    from bench.nginx import nginx_binary
+
+    shipped = (DEPLOY / "nginx" / "prsnl.conf").read_text()
+    assert "auth_request /_authorize;" in shipped and "proxy_cache prsnl_auth;" in shipped
+    local = shipped.replace("ingest:8000", "127.0.0.1:8000").replace(
+        "/var/cache/nginx/prsnl-auth", str(tmp_path / "cache")
+    )
+    (tmp_path / "prsnl.conf").write_text(local)
+    temp = "".join(f"{name}_temp_path {tmp_path / name};\n" for name in ("client_body", "proxy"))
+    (tmp_path / "nginx.conf").write_text(
+        f"pid {tmp_path / 'nginx.pid'};\nerror_log {tmp_path / 'error.log'};\nevents {{}}\n"
+        f"http {{\n{temp}include {tmp_path / 'prsnl.conf'};\n}}\n"
+    )
+    done = subprocess.run(
+        [nginx_binary(), "-t", "-c", str(tmp_path / "nginx.conf")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr

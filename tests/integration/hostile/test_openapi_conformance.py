@@ -70,6 +70,9 @@ def test_api_conforms_to_its_openapi_document(
     operations = [result.ok() for result in api_schema.get_all_operations()]
     assert len(operations) >= 8
     for operation, mode in itertools.product(operations, schemathesis.GenerationMode):
+        takes_input = any(operation.iter_parameters()) or bool(operation.body)
+        if mode is schemathesis.GenerationMode.NEGATIVE and not takes_input:
+            continue  # nothing to get wrong (the owner's event stream takes no input)
 
         @given(case=operation.as_strategy(generation_mode=mode))
         @fixed_seed(20261202)

@@ -5,6 +5,8 @@ subscribes before it reads."""
 from __future__ import annotations
 
 import contextlib
+import json
+import time
 import uuid
 from collections.abc import AsyncIterator
 from types import SimpleNamespace
@@ -22,6 +24,7 @@ from prsnl_ingest.app import create_app
 from prsnl_ingest.catalog import ITEMS_CHANNEL, NewCapture, create_owner_key, revoke_key
 from prsnl_ingest.live import LiveHub
 from prsnl_ingest.settings import IngestSettings
+from prsnl_ingest.signing import LinkSigner, MediaLinks
 from tests.support.waiting import eventually as wait_until
 
 pytestmark = pytest.mark.integration
@@ -100,6 +103,10 @@ async def _pending_item(pool: asyncpg.Pool, owner_id: uuid.UUID) -> uuid.UUID:
     return uuid.UUID(str(outcome.item["id"]))
 
 
+def _links(owner_id: uuid.UUID) -> MediaLinks:
+    return MediaLinks("", LinkSigner(b"k" * 32, 3600), owner_id, "0" * 12, time.time())
+
+
 @contextlib.asynccontextmanager
 async def local_gateway(pool: asyncpg.Pool, common: CommonSettings) -> AsyncIterator[Any]:
     """The stream's collaborators in this test's loop (the apps run in another)."""
@@ -120,10 +127,14 @@ async def test_an_owner_holds_a_bounded_number_of_streams(
     owner_id, key = await create_owner_key(pool, f"streams-{uuid.uuid4().hex[:6]}")
     item_id = await _pending_item(pool, owner_id)
     async with local_gateway(pool, gateway_env) as gateway:
-        stream = items._event_stream(gateway, owner_id, item_id, "")
+        stream = items._event_stream(gateway, owner_id, item_id, _links(owner_id))
         assert (await anext(stream)).event == "item"
         assert gateway.hub.streams_of(owner_id) == 1
+        owner_stream = items._owner_stream(gateway, owner_id)
+        assert (await anext(owner_stream)).event == "listening"
+        assert gateway.hub.streams_of(owner_id) == 2
         await stream.aclose()
+        await owner_stream.aclose()
         assert gateway.hub.streams_of(owner_id) == 0
     # The replica runs in the test client's own loop; its count is a plain dict.
     hub = first.app.state.gateway.hub
@@ -132,9 +143,36 @@ async def test_an_owner_holds_a_bounded_number_of_streams(
         answer = await first.get(
             f"/api/v1/items/{item_id}/events", headers={"Authorization": f"Bearer {key}"}
         )
+        everything = await first.get(
+            "/api/v1/items/events", headers={"Authorization": f"Bearer {key}"}
+        )
     finally:
         del hub._streams[owner_id]
     assert answer.status_code == 429 and answer.json()["code"] == "too_many_streams"
+    assert everything.status_code == 429 and everything.json()["code"] == "too_many_streams"
+
+
+async def test_the_owner_stream_carries_every_change_of_its_owners_items_only(
+    pool: asyncpg.Pool, gateway_env: CommonSettings
+) -> None:
+    owner_id, _ = await create_owner_key(pool, f"watch-{uuid.uuid4().hex[:6]}")
+    other_id, _ = await create_owner_key(pool, f"other-{uuid.uuid4().hex[:6]}")
+    async with local_gateway(pool, gateway_env) as gateway:
+        stream = items._owner_stream(gateway, owner_id)
+        try:
+            assert (await anext(stream)).event == "listening"
+            # The other owner's changes come first on the channel; none may arrive here.
+            theirs = await _pending_item(pool, other_id)
+            await catalog.delete_item(pool, other_id, theirs)
+            mine = await _pending_item(pool, owner_id)
+            await catalog.delete_item(pool, owner_id, mine)
+            created, deleted = await anext(stream), await anext(stream)
+        finally:
+            await stream.aclose()
+    assert (created.event, deleted.event) == ("created", "deleted")
+    data = json.loads(str(created.data))
+    assert data == {"item_id": str(mine), "status": "pending", "run": data["run"]}
+    assert json.loads(str(deleted.data)) == {"item_id": str(mine)}
 
 
 async def test_the_event_stream_loses_no_update_between_its_read_and_its_subscription(
@@ -175,7 +213,7 @@ async def _assert_no_update_lost(
         return row
 
     monkeypatch.setattr(items.catalog, "get_item", read_then_change)
-    stream = items._event_stream(gateway, owner_id, item_id, "")
+    stream = items._event_stream(gateway, owner_id, item_id, _links(owner_id))
     try:
         first = await anext(stream)
         assert first.event == "item" and '"status":"pending"' in str(first.data)

@@ -55,3 +55,26 @@ async def test_listeners_get_their_items_updates_and_survive_a_dropped_connectio
             )
     finally:
         await hub.stop()
+
+
+async def test_every_listener_of_an_item_and_of_its_owner_gets_its_own_whole_update(
+    pool: asyncpg.Pool, gateway_env: CommonSettings
+) -> None:
+    hub = LiveHub()
+    await hub.start(gateway_env.database_url)
+    item_id, owner_id = uuid.uuid4(), uuid.uuid4()
+    payload = {"item_id": str(item_id), "owner_id": str(owner_id), "kind": "progress"}
+    try:
+        async with (
+            hub.listen(item_id) as first,
+            hub.listen(item_id) as second,
+            hub.listen_owner(owner_id) as owners,
+            hub.listen_owner(uuid.uuid4()) as strangers,
+        ):
+            await pool.execute("SELECT pg_notify($1, $2)", ITEMS_CHANNEL, json.dumps(payload))
+            got = [await asyncio.wait_for(q.get(), 5) for q in (first, second, owners)]
+            got[0].pop("kind")  # a reader taking its copy apart changes no other copy
+            assert got[1] == got[2] == payload
+            assert strangers.empty()
+    finally:
+        await hub.stop()

@@ -228,6 +228,8 @@ def create_broker(
         ),
         middlewares=middlewares,
         log_level=logging.DEBUG,
+        # Not FastStream's default logger, which has a coloured text handler of its own.
+        logger=logging.getLogger(f"{__name__}.messages"),
         graceful_timeout=30.0,
         reconnect_interval=1.0,
     )

@@ -31,6 +31,7 @@ from prsnl_common.broker import ATTEMPT_HEADER, TIER_HEADER, EventPublisher, Top
 from prsnl_common.deletions import Deletions, deletions_of
 from prsnl_common.errors import PermanentError, PipelineError, TransientError
 from prsnl_common.events import Event, ItemFailed, RetryScheduled, Stage, utcnow
+from prsnl_common.metrics import DEAD_LETTERS, JOBS_IN_FLIGHT, RETRIES_SCHEDULED
 
 E = TypeVar("E", bound=Event)
 logger = logging.getLogger(__name__)
@@ -103,7 +104,8 @@ def subscribe_stage(
         job = Job(event, attempt, max_attempts, publisher.publish)
         log = {"item_id": str(event.item_id), "attempt": attempt, "stage": stage}
         try:
-            await handler(event, job)
+            with JOBS_IN_FLIGHT.labels(stage).track_inprogress():
+                await handler(event, job)
         except ItemGone:
             logger.info("the item was deleted; its work stopped", extra=log)
             await message.ack()
@@ -143,6 +145,7 @@ def subscribe_stage(
                     message_id=message.message_id,
                 )
                 await message.ack()
+                RETRIES_SCHEDULED.labels(stage, failure.code).inc()
                 delay = topology.retry_delay(attempt)
                 await announce(retry_notice(event, stage, failure, attempt, max_attempts, delay))
             else:
@@ -150,6 +153,7 @@ def subscribe_stage(
                 if report_failures:
                     await publisher.publish(failed(event, failure, attempt))
                 await message.reject(requeue=False)
+                DEAD_LETTERS.labels(stage, failure.code).inc()
         else:
             await message.ack()
 

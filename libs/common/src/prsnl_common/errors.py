@@ -25,6 +25,9 @@ ERROR_CODES: dict[str, str] = {
     # auth and lookup
     "unauthorized": "Missing or unknown API key (HTTP 401).",
     "not_found": "No such item for this owner (HTTP 404).",
+    "link_invalid": "A signed media link whose signature does not match the item's current "
+    "file, or whose key was revoked (HTTP 403).",
+    "link_expired": "A signed media link past its expiry; fetch the item again (HTTP 403).",
     "not_retryable": "Only failed items can be retried (HTTP 409).",
     "not_ready": "The item has no playable video yet (HTTP 409).",
     "unknown_profile": "The transcode profile is not one of the documented ones (HTTP 422).",

@@ -9,9 +9,24 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 OK = "ok"
+
+# Written by the failure policy of every stage subscriber (prsnl_common.consumer).
+JOBS_IN_FLIGHT = Gauge(
+    "prsnl_jobs_in_flight", "Deliveries this process is working on now, by stage", ["stage"]
+)
+RETRIES_SCHEDULED = Counter(
+    "prsnl_retries_scheduled_total",
+    "Jobs put back for another attempt after a transient failure, by stage and error code",
+    ["stage", "code"],
+)
+DEAD_LETTERS = Counter(
+    "prsnl_dead_letters_total",
+    "Messages given up on after every attempt and dead-lettered to the stage's DLQ",
+    ["stage", "code"],
+)
 JOB_BUCKETS = (0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1200, 1800)
 
 

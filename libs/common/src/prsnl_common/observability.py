@@ -71,6 +71,12 @@ def setup_logging(service: str, *, level: str = "INFO", fmt: str = "json") -> No
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # Libraries that bring a text handler of their own (FastStream's "faststream" logger
+    # writes coloured lines): their records go through the root handler instead.
+    for library in ("faststream",):
+        own = logging.getLogger(library)
+        own.handlers.clear()
+        own.propagate = True
     # Per-message framework chatter stays out of the way unless asked for.
     for noisy in ("aiormq", "aio_pika", "faststream.access", "uvicorn.access"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

@@ -44,7 +44,9 @@ def build_worker(
             logger.info("%s ready (namespace %s)", service, common.namespace)
             yield
 
-    app = FastStream(broker, lifespan=lifespan)
+    # FastStream's own app logger writes coloured text through a handler of its own;
+    # this one goes through the root handler, so its lines are JSON like every other.
+    app = FastStream(broker, lifespan=lifespan, logger=logging.getLogger(f"{__name__}.app"))
     app.after_startup(watch.start)
     app.on_shutdown(watch.stop)
     return app

@@ -8,11 +8,13 @@ handlers as the ``gateway`` dependency.
 from __future__ import annotations
 
 import logging
+import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import limits
 from litestar import Litestar
 from litestar.di import Provide
@@ -33,6 +35,7 @@ from prsnl_common.observability import (
 from prsnl_common.settings import CommonSettings
 from prsnl_common.store import LocalMediaStore
 from prsnl_common.worker import consumer_checks
+from prsnl_ingest import catalog
 from prsnl_ingest.api.captures import CaptureController
 from prsnl_ingest.api.deps import (
     CaptureLimiter,
@@ -40,10 +43,11 @@ from prsnl_ingest.api.deps import (
     KeyCache,
     provide_capture_allowance,
     provide_gateway,
+    provide_links,
     provide_owner,
 )
 from prsnl_ingest.api.health import HealthController
-from prsnl_ingest.api.items import ItemController
+from prsnl_ingest.api.items import ItemController, MediaAuthorizationController
 from prsnl_ingest.api.problems import EXCEPTION_HANDLERS
 from prsnl_ingest.api.uploads import UploadController
 from prsnl_ingest.api.usage import UsageController
@@ -51,6 +55,7 @@ from prsnl_ingest.catalog import KEYS_CHANNEL
 from prsnl_ingest.live import LiveHub
 from prsnl_ingest.outbox import OutboxRelay
 from prsnl_ingest.settings import IngestSettings
+from prsnl_ingest.signing import LinkSigner
 from prsnl_ingest.subscribers import SERVICE, subscribe_catalog
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -60,6 +65,14 @@ logger = logging.getLogger(__name__)
 class MetricsController(PrometheusController):
     path = "/metrics"
     include_in_schema = False
+
+
+async def _link_signer(pool: asyncpg.Pool, settings: IngestSettings) -> LinkSigner:
+    """The signer of media links, with the configured secret or the catalog's shared one."""
+    secret = settings.link_secret.get_secret_value().encode()
+    if not secret:
+        secret = await catalog.link_secret(pool, secrets.token_bytes(32))
+    return LinkSigner(secret, settings.signed_link_seconds)
 
 
 def create_app(
@@ -103,6 +116,7 @@ def create_app(
                 keys=keys,
                 capture_limiter=CaptureLimiter(limits.parse(settings.capture_rate_limit)),
                 consumers=watch,
+                signer=await _link_signer(pool, settings),
             )
             serve_metrics(settings.metrics_port, ready=lambda: consumer_checks(watch))
             logger.info(
@@ -125,6 +139,7 @@ def create_app(
         ItemController,
         UsageController,
         HealthController,
+        MediaAuthorizationController,
     ]
     if settings.metrics_on_api_port:
         handlers.append(MetricsController)
@@ -134,6 +149,7 @@ def create_app(
             "gateway": Provide(provide_gateway, sync_to_thread=False),
             "owner_id": Provide(provide_owner),
             "capture_allowance": Provide(provide_capture_allowance),
+            "links": Provide(provide_links, sync_to_thread=False),
         },
         request_max_body_size=settings.max_body_bytes,
         lifespan=[lifespan],

@@ -54,7 +54,7 @@ async def capture(
     try:
         await check_url(url, allowlist)
     except PipelineError as exc:
-        metrics.CAPTURES.labels(platform="unknown", outcome=exc.code).inc()
+        metrics.CAPTURES.labels(platform="unknown", source=source, outcome=exc.code).inc()
         raise
     classified = classify(url)
     outcome = await catalog.capture(
@@ -71,7 +71,9 @@ async def capture(
         ),
     )
     metrics.CAPTURES.labels(
-        platform=classified.platform, outcome="created" if outcome.created else "duplicate"
+        platform=classified.platform,
+        source=source,
+        outcome="created" if outcome.created else "duplicate",
     ).inc()
     return outcome
 
@@ -121,13 +123,17 @@ async def capture_upload(
         )
         existing = await catalog.find_upload(pool, owner_id, new.url)
         if existing is not None:
-            metrics.CAPTURES.labels(platform="upload", outcome="duplicate").inc()
+            metrics.CAPTURES.labels(
+                platform="upload", source=upload.source, outcome="duplicate"
+            ).inc()
             return CaptureOutcome(existing, created=False)
         outcome = await _store_upload(pool, store, new, received, ext)
     finally:
         store.discard_scratch(job)
     metrics.CAPTURES.labels(
-        platform="upload", outcome="created" if outcome.created else "duplicate"
+        platform="upload",
+        source=upload.source,
+        outcome="created" if outcome.created else "duplicate",
     ).inc()
     return outcome
 

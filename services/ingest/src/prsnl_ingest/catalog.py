@@ -119,6 +119,29 @@ async def owner_for_key(pool: asyncpg.Pool, key: str) -> uuid.UUID | None:
     return value if isinstance(value, uuid.UUID) else None
 
 
+async def owner_for_key_id(pool: asyncpg.Pool, key_id: str) -> uuid.UUID | None:
+    """The owner of the unrevoked key whose id (the first hex digits of its hash) is given."""
+    if len(key_id) != KEY_ID_LENGTH or len(key_id) % 2:
+        return None
+    value = await pool.fetchval(
+        "SELECT owner_id FROM api_keys WHERE substring(key_hash FROM 1 FOR $2) = $1 "
+        "AND revoked_at IS NULL LIMIT 1",
+        bytes.fromhex(key_id),
+        KEY_ID_LENGTH // 2,
+    )
+    return value if isinstance(value, uuid.UUID) else None
+
+
+async def link_secret(pool: asyncpg.Pool, candidate: bytes) -> bytes:
+    """The stored secret of signed links; ``candidate`` becomes it on the first start."""
+    async with pool.acquire() as connection, connection.transaction():
+        await connection.execute(
+            "INSERT INTO link_secret (secret) VALUES ($1) ON CONFLICT DO NOTHING", candidate
+        )
+        secret: bytes = await connection.fetchval("SELECT secret FROM link_secret")
+    return secret
+
+
 @dataclass(frozen=True)
 class KeyInfo:
     key_id: str
@@ -175,9 +198,14 @@ async def revoke_key(pool: asyncpg.Pool, key_or_id: str) -> KeyInfo | None:
 
 
 async def _notify(
-    connection: asyncpg.Connection | PoolConnectionProxy, item_id: uuid.UUID, kind: str, **data: Any
+    connection: asyncpg.Connection | PoolConnectionProxy,
+    item: asyncpg.Record,
+    kind: str,
+    **data: Any,
 ) -> None:
-    payload = json.dumps({"item_id": str(item_id), "kind": kind, **data}, default=str)
+    """Tell live listeners of the item, and of its owner's items, what changed (on commit)."""
+    message = {"item_id": str(item["id"]), "owner_id": str(item["owner_id"]), "kind": kind, **data}
+    payload = json.dumps(message, default=str)
     await connection.execute("SELECT pg_notify($1, $2)", ITEMS_CHANNEL, payload)
 
 
@@ -210,6 +238,7 @@ async def capture(pool: asyncpg.Pool, new: NewCapture) -> CaptureOutcome:
             )
             assert item is not None
             await enqueue(connection, url_captured(item))
+            await _notify(connection, item, "created", status="pending", run=item["run"])
     except asyncpg.UniqueViolationError:
         existing = await _find_duplicate(pool, new)
         if existing is None:
@@ -390,7 +419,7 @@ async def retry_item(pool: asyncpg.Pool, owner_id: uuid.UUID, item_id: uuid.UUID
         item = await connection.fetchrow("SELECT * FROM items WHERE id = $1", item_id)
         assert item is not None
         await enqueue(connection, url_captured(item))
-        await _notify(connection, item_id, "status", status="pending", run=item["run"])
+        await _notify(connection, item, "status", status="pending", run=item["run"])
     return item
 
 
@@ -435,7 +464,7 @@ async def delete_item(pool: asyncpg.Pool, owner_id: uuid.UUID, item_id: uuid.UUI
                 item_id=item_id, run=row["run"], storage_keys=keys, prefix=item_prefix(item_id)
             ),
         )
-        await _notify(connection, item_id, "deleted")
+        await _notify(connection, row, "deleted")
 
 
 # --- pipeline events ------------------------------------------------------------------
@@ -464,7 +493,7 @@ async def apply_event(pool: asyncpg.Pool, event: Event) -> bool:
             await _adopt_video_id(connection, event.item_id, event.info.platform_video_id)
         await _orphan(connection, event, list(transition.orphaned))
         if transition.notify is not None:
-            await _notify(connection, event.item_id, **transition.notify)
+            await _notify(connection, row, **transition.notify)
     return transition.notify is not None
 
 

@@ -3,8 +3,9 @@
 Any gateway replica may apply a pipeline event while the browser listens on
 another, so changes travel through the database's ``prsnl_items`` channel:
 every replica LISTENs once and fans the notifications out to its local
-listeners. The same connection carries other replica-wide notices (revoked
-API keys) to the callbacks the gateway registers.
+listeners, of one item or of all the items of one owner. The same connection
+carries other replica-wide notices (revoked API keys) to the callbacks the
+gateway registers.
 """
 
 from __future__ import annotations
@@ -34,7 +35,9 @@ class LiveHub:
         # each callback gets the payload, and "" after a reconnect (something may
         # have been missed meanwhile).
         self._channels = channels or {}
+        # Listeners of one item, and of every item of an owner, by that id.
         self._listeners: dict[uuid.UUID, set[asyncio.Queue[dict[str, Any]]]] = defaultdict(set)
+        self._owners: dict[uuid.UUID, set[asyncio.Queue[dict[str, Any]]]] = defaultdict(set)
         self._streams: dict[uuid.UUID, int] = defaultdict(int)
         self._connection: asyncpg.Connection | None = None
         self._dsn = ""
@@ -83,15 +86,19 @@ class LiveHub:
         try:
             message = json.loads(str(payload))
             item_id = uuid.UUID(message["item_id"])
-        except (ValueError, KeyError):
+            owner_id = uuid.UUID(message["owner_id"]) if message.get("owner_id") else None
+        except (ValueError, KeyError, TypeError, AttributeError):
             logger.warning("ignoring malformed item notification")
             return
-        for queue in self._listeners.get(item_id, ()):
+        queues = [*self._listeners.get(item_id, ())]
+        if owner_id is not None:
+            queues += self._owners.get(owner_id, ())
+        for queue in queues:
             if queue.full():
                 # A slow reader loses old progress, never the newest state.
                 with contextlib.suppress(asyncio.QueueEmpty):
                     queue.get_nowait()
-            queue.put_nowait(message)
+            queue.put_nowait(dict(message))  # each reader its own copy to take apart
 
     def streams_of(self, owner_id: uuid.UUID) -> int:
         """How many streams ``owner_id`` has open on this replica (for the per-owner cap)."""
@@ -101,16 +108,35 @@ class LiveHub:
     async def listen(
         self, item_id: uuid.UUID, owner_id: uuid.UUID | None = None
     ) -> AsyncIterator[asyncio.Queue[dict[str, Any]]]:
+        """The updates of one item; with ``owner_id``, counted as one of that owner's streams."""
+        async with self._subscribed(self._listeners, item_id, owner_id) as queue:
+            yield queue
+
+    @contextlib.asynccontextmanager
+    async def listen_owner(
+        self, owner_id: uuid.UUID
+    ) -> AsyncIterator[asyncio.Queue[dict[str, Any]]]:
+        """The updates of every item of ``owner_id``, counted as one of its streams."""
+        async with self._subscribed(self._owners, owner_id, owner_id) as queue:
+            yield queue
+
+    @contextlib.asynccontextmanager
+    async def _subscribed(
+        self,
+        listeners: dict[uuid.UUID, set[asyncio.Queue[dict[str, Any]]]],
+        key: uuid.UUID,
+        owner_id: uuid.UUID | None,
+    ) -> AsyncIterator[asyncio.Queue[dict[str, Any]]]:
         queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(QUEUE_SIZE)
-        self._listeners[item_id].add(queue)
+        listeners[key].add(queue)
         if owner_id is not None:
             self._streams[owner_id] += 1
         try:
             yield queue
         finally:
-            self._listeners[item_id].discard(queue)
-            if not self._listeners[item_id]:
-                del self._listeners[item_id]
+            listeners[key].discard(queue)
+            if not listeners[key]:
+                del listeners[key]
             if owner_id is not None:
                 self._streams[owner_id] -= 1
                 if not self._streams[owner_id]:

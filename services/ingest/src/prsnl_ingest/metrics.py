@@ -3,8 +3,16 @@
 from prometheus_client import Counter
 
 CAPTURES = Counter(
-    "prsnl_captures_total", "Captures by platform and outcome", ["platform", "outcome"]
+    "prsnl_captures_total",
+    "Captures by platform, source (api, telegram) and outcome (created, duplicate or the "
+    "refusal's code)",
+    ["platform", "source", "outcome"],
 )
 OUTCOMES = Counter(
     "prsnl_item_outcomes_total", "Items finished, by status and error code", ["status", "code"]
+)
+MEDIA_AUTHORIZATIONS = Counter(
+    "prsnl_media_authorizations_total",
+    "Signed media links nginx asked the gateway about (auth_request), by outcome",
+    ["outcome"],
 )

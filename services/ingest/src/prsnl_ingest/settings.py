@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import limits
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -47,12 +47,30 @@ class IngestSettings(BaseSettings):
         description="How long a replica trusts a looked-up API key; revocations also arrive "
         "at once through NOTIFY, this bounds a missed notification",
     )
+    signed_link_seconds: int = Field(
+        default=86400,
+        ge=60,
+        le=30 * 86400,
+        description="How long the signed video and thumbnail links in API answers stay valid",
+    )
+    link_secret: SecretStr = Field(
+        default=SecretStr(""),
+        description="Secret that signs media links (at least 32 characters); by default one is "
+        "made on first start and kept in the catalog, shared by every replica",
+    )
     metrics_port: int = Field(
         default=9101, ge=0, le=65535, description="Port of the Prometheus /metrics (0 disables)"
     )
     metrics_on_api_port: bool = Field(
         default=False, description="Also serve /metrics on the public API port (opt-in)"
     )
+
+    @field_validator("link_secret")
+    @classmethod
+    def _long_secret(cls, value: SecretStr) -> SecretStr:
+        if value.get_secret_value() and len(value.get_secret_value()) < 32:
+            raise ValueError("a link secret needs at least 32 characters")
+        return value
 
     @field_validator("capture_rate_limit")
     @classmethod

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from litestar import Controller, Request, Response, post
-from litestar.datastructures import State
+from litestar import Controller, Response, post
 from litestar.params import JSONBody
 
 from prsnl_common.errors import PipelineError
@@ -14,8 +13,8 @@ from prsnl_ingest.api.deps import (
     AllowanceDep,
     Gateway,
     GatewayDep,
+    LinksDep,
     OwnerDep,
-    base_url,
     require_json,
 )
 from prsnl_ingest.api.problems import ApiError, problem_responses
@@ -43,13 +42,13 @@ class CaptureController(Controller):
         owner_id: OwnerDep,
         capture_allowance: AllowanceDep,
         gateway: GatewayDep,
-        request: Request[object, object, State],
+        links: LinksDep,
     ) -> Response[ItemView]:
         try:
             outcome = await _capture(gateway, owner_id, data)
         except PipelineError as exc:  # a refused link still counts and says what is left
             raise ApiError(exc.code, exc.message, 422, capture_allowance) from exc
-        view = ItemView.from_row(outcome.item, base_url(request, gateway), not outcome.created)
+        view = ItemView.from_row(outcome.item, links, not outcome.created)
         return Response(
             view, status_code=202 if outcome.created else 200, headers=capture_allowance
         )

@@ -24,9 +24,10 @@ from prsnl_common.liveness import ConsumerWatch
 from prsnl_common.settings import CommonSettings
 from prsnl_common.store import LocalMediaStore
 from prsnl_ingest.api.problems import ApiError
-from prsnl_ingest.catalog import hash_key, owner_for_key
+from prsnl_ingest.catalog import KEY_ID_LENGTH, hash_key, owner_for_key, owner_for_key_id
 from prsnl_ingest.live import LiveHub
 from prsnl_ingest.settings import IngestSettings
+from prsnl_ingest.signing import LinkGrant, LinkRefused, LinkSigner, MediaLinks
 
 
 @dataclass
@@ -52,10 +53,17 @@ class KeyCache:
             self.entries[key_hash] = (owner_id, time.monotonic() + self.seconds)
 
     def forget(self, key_hash: str) -> None:
+        """Drop a revoked key, looked up by its hash or by its id (for signed links)."""
         self.entries.pop(key_hash, None)
+        self.entries.pop(key_id_entry(key_hash[:KEY_ID_LENGTH]), None)
 
     def clear(self) -> None:
         self.entries.clear()
+
+
+def key_id_entry(key_id: str) -> str:
+    """The cache entry of a key named by its id (signed links carry the id, not the key)."""
+    return f"id:{key_id}"
 
 
 @dataclass
@@ -100,11 +108,13 @@ class Gateway:
     keys: KeyCache
     capture_limiter: CaptureLimiter
     consumers: ConsumerWatch
+    signer: LinkSigner
 
 
 GatewayDep = NamedDependency[Gateway]
 OwnerDep = NamedDependency[uuid.UUID]
 AllowanceDep = NamedDependency[dict[str, str]]
+LinksDep = NamedDependency[MediaLinks]
 
 
 def provide_gateway(state: State) -> Gateway:
@@ -132,6 +142,27 @@ async def provide_owner(request: Request[object, object, State], state: State) -
     if owner_id is None:
         raise NotAuthorizedException("Unknown or revoked API key.")
     gateway.keys.put(key_hash, owner_id)
+    return owner_id
+
+
+def provide_links(
+    owner_id: OwnerDep, request: Request[object, object, State], state: State
+) -> MediaLinks:
+    """The links of this answer, signed for the caller's key."""
+    gateway: Gateway = state.gateway
+    key_id = hash_key(bearer_key(request)).hex()[:KEY_ID_LENGTH]
+    return MediaLinks(base_url(request, gateway), gateway.signer, owner_id, key_id, time.time())
+
+
+async def owner_of_link(gateway: Gateway, grant: LinkGrant) -> uuid.UUID:
+    """The owner whose unrevoked key a signed link was handed to; 403 problem otherwise."""
+    entry = key_id_entry(grant.key_id)
+    owner_id = gateway.keys.get(entry)
+    if owner_id is None:
+        owner_id = await owner_for_key_id(gateway.pool, grant.key_id)
+        if owner_id is None:
+            raise LinkRefused("link_invalid", "The key this link was made for is revoked.")
+        gateway.keys.put(entry, owner_id)
     return owner_id
 
 

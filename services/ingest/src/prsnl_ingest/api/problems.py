@@ -14,10 +14,13 @@ from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from prsnl_common.errors import ERROR_CODES, PipelineError
 from prsnl_ingest.api.schemas import Problem
 from prsnl_ingest.catalog import CatalogError
+from prsnl_ingest.signing import LinkRefused
 
 logger = logging.getLogger(__name__)
 STATUS_OF_CODE = {
     "unauthorized": 401,
+    "link_invalid": 403,
+    "link_expired": 403,
     "not_found": 404,
     "method_not_allowed": 405,
     "not_retryable": 409,
@@ -115,6 +118,10 @@ def on_catalog_error(_: Request[Any, Any, Any], exc: CatalogError) -> Response[d
     return problem(STATUS_OF_CODE.get(exc.code, 422), exc.code, exc.message)
 
 
+def on_link_refused(_: Request[Any, Any, Any], exc: LinkRefused) -> Response[dict[str, object]]:
+    return problem(403, exc.code, exc.message)
+
+
 def on_validation_error(
     _: Request[Any, Any, Any], exc: ValidationException
 ) -> Response[dict[str, object]]:
@@ -176,6 +183,7 @@ EXCEPTION_HANDLERS = {
     ApiError: on_api_error,
     PipelineError: on_pipeline_error,
     CatalogError: on_catalog_error,
+    LinkRefused: on_link_refused,
     ValidationException: on_validation_error,
     NotAuthorizedException: on_not_authorized,
     HTTPException: on_http_error,

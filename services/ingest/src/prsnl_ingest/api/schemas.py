@@ -10,6 +10,8 @@ from typing import Any, Literal
 import asyncpg
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from prsnl_ingest.signing import MediaLinks
+
 PROFILES = ("480p", "720p", "1080p", "audio")
 
 
@@ -82,10 +84,14 @@ class ItemError:
 
 @dataclass
 class ItemLinks:
+    """Absolute links; ``video`` and ``thumbnails`` are signed (they open without a header
+    until ``expires_at``, and the same paths without the query take a Bearer key)."""
+
     self: str
     events: str
     video: str | None
     thumbnails: dict[str, str]
+    expires_at: dt.datetime
 
 
 @dataclass
@@ -123,10 +129,8 @@ class ItemView:
     ready_at: dt.datetime | None = None
 
     @classmethod
-    def from_row(cls, row: asyncpg.Record, base: str = "", duplicate: bool = False) -> ItemView:
+    def from_row(cls, row: asyncpg.Record, links: MediaLinks, duplicate: bool = False) -> ItemView:
         meta: dict[str, Any] = row["metadata"] or {}
-        item = f"{base}/api/v1/items/{row['id']}"
-        thumbs = sorted((row["thumbnail_keys"] or {}).keys(), key=int)
         error = (
             ItemError(
                 row["error_code"],
@@ -146,12 +150,7 @@ class ItemView:
             source=row["source"],
             created_at=row["created_at"],
             updated_at=row["updated_at"],
-            links=ItemLinks(
-                self=item,
-                events=f"{item}/events",
-                video=f"{item}/video" if row["video_key"] else None,
-                thumbnails={w: f"{item}/thumbnails/{w}" for w in thumbs},
-            ),
+            links=_links(row, links),
             duplicate=duplicate,
             title=row["title"],
             uploader=row["uploader"],
@@ -176,6 +175,21 @@ class ItemView:
             error=error,
             ready_at=row["ready_at"],
         )
+
+
+def _links(row: asyncpg.Record, links: MediaLinks) -> ItemLinks:
+    item_id = row["id"]
+    thumbs = row["thumbnail_keys"] or {}
+    return ItemLinks(
+        self=links.item(item_id),
+        events=f"{links.item(item_id)}/events",
+        video=links.file(item_id, "video", row["video_key"]) if row["video_key"] else None,
+        thumbnails={
+            width: links.file(item_id, f"thumbnails/{width}", thumbs[width])
+            for width in sorted(thumbs, key=int)
+        },
+        expires_at=dt.datetime.fromtimestamp(links.expires_at, dt.UTC),
+    )
 
 
 @dataclass

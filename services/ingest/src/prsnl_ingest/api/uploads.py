@@ -6,7 +6,7 @@ from litestar import Controller, Request, Response, post
 from litestar.datastructures import State
 
 from prsnl_common.errors import PipelineError
-from prsnl_ingest.api.deps import AllowanceDep, GatewayDep, OwnerDep, base_url
+from prsnl_ingest.api.deps import AllowanceDep, GatewayDep, LinksDep, OwnerDep
 from prsnl_ingest.api.problems import ApiError, problem_responses
 from prsnl_ingest.api.schemas import ItemView
 from prsnl_ingest.capture import Upload, capture_upload
@@ -33,6 +33,7 @@ class UploadController(Controller):
         owner_id: OwnerDep,
         capture_allowance: AllowanceDep,
         gateway: GatewayDep,
+        links: LinksDep,
         request: Request[object, object, State],
     ) -> Response[ItemView]:
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -54,7 +55,7 @@ class UploadController(Controller):
             status = 413 if exc.code == "too_large" else 422
             code = "payload_too_large" if exc.code == "too_large" else exc.code
             raise ApiError(code, exc.message, status, capture_allowance) from exc
-        view = ItemView.from_row(outcome.item, base_url(request, gateway), not outcome.created)
+        view = ItemView.from_row(outcome.item, links, not outcome.created)
         return Response(
             view, status_code=202 if outcome.created else 200, headers=capture_allowance
         )
