@@ -4,6 +4,7 @@ service its own process (C2)."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import signal
@@ -388,3 +389,7 @@ def test_the_token_never_appears_in_the_logs(telegram: Stack) -> None:
     assert "/bot<bot-token>" in logs
     assert TOKEN not in logs
     assert TOKEN.split(":")[1] not in logs
+    for line in filter(str.strip, logs.splitlines()):  # O3: JSON lines, like every service
+        assert "\x1b[" not in line, line[:200]
+        entry = json.loads(line)
+        assert entry["service"] == "telegram-gateway" and entry["msg"] is not None, line[:200]
