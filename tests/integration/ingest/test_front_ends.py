@@ -128,6 +128,14 @@ async def test_an_upload_is_stored_and_announced_as_downloaded_in_one_go(
     folder = gateway_env.media_root / "items" / item["id"]
     assert [p.name for p in folder.iterdir()] == ["original.mp4"]
 
+    # A failed upload has no source to download again: retry says so instead of failing later.
+    await pool.execute(
+        "UPDATE items SET status = 'failed', error_code = 'invalid_media' WHERE id = $1",
+        uuid.UUID(item["id"]),
+    )
+    retry = await client.post(f"/api/v1/items/{item['id']}/retry", headers=owner[1])
+    assert retry.status_code == 409 and retry.json()["code"] == "not_retryable"
+
 
 @pytest.mark.parametrize(
     ("content_type", "body", "status", "code"),

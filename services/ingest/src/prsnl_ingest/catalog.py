@@ -44,6 +44,7 @@ from prsnl_ingest.outbox import enqueue
 
 ITEMS_CHANNEL = "prsnl_items"
 KEYS_CHANNEL = "prsnl_keys"  # payload: the hex hash of a revoked key
+UPLOAD_PREFIX = "upload:"  # the url of an uploaded file's item: upload:sha256:<digest>
 KEY_ID_LENGTH = 12  # hex digits of the key's hash that name it in list-keys / revoke-key
 STATUSES = ("pending", "downloading", "downloaded", "processing", "ready", "failed")
 
@@ -262,7 +263,7 @@ class NewUpload:
 
     @property
     def url(self) -> str:
-        return f"upload:sha256:{self.digest}"
+        return f"{UPLOAD_PREFIX}sha256:{self.digest}"
 
 
 async def find_upload(pool: asyncpg.Pool, owner_id: uuid.UUID, url: str) -> asyncpg.Record | None:
@@ -415,6 +416,9 @@ async def retry_item(pool: asyncpg.Pool, owner_id: uuid.UUID, item_id: uuid.UUID
         row = await _lock_owned(connection, owner_id, item_id)
         if row["status"] != "failed":
             raise CatalogError("not_retryable", f"The item is {row['status']}, not failed.")
+        if row["url"].startswith(UPLOAD_PREFIX):
+            # A run starts from the download; an upload has no source to fetch again.
+            raise CatalogError("not_retryable", "An uploaded file cannot be fetched again.")
         await _store(connection, item_id, lifecycle.restart(state_of(row)))
         item = await connection.fetchrow("SELECT * FROM items WHERE id = $1", item_id)
         assert item is not None
