@@ -23,6 +23,12 @@ if ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ]; then
     say "installing nginx-light from Debian"
     apt_install nginx-light
 fi
+# Debian's Chromium: the web page's browser tests drive it through Playwright (its own
+# browser downloads are never used).
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+    say "installing chromium and chromium-driver from Debian"
+    apt_install chromium chromium-driver
+fi
 # promtool (Debian's prometheus package) checks and unit-tests the alert rules; the
 # Prometheus server itself scrapes a running stack in the end-to-end tests.
 if ! command -v promtool >/dev/null || ! command -v prometheus >/dev/null; then

@@ -72,6 +72,7 @@ KEY=$(cat var/api-key)
 cat <<INFO
 
 PRSNL Media is running.
+  web page  $API/   (sign in with the key below)
   API       $API/api/v1   (OpenAPI: $API/api/v1/schema)
   API key   $KEY   (also in var/api-key)
   media     $PRSNL_MEDIA_ROOT

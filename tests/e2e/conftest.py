@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.browser import artifacts_dir
 from tests.support.clips import (
     make_clip,
     make_garbage,
@@ -19,6 +20,7 @@ from tests.support.otlp import OtlpReceiver
 from tests.support.stack import Api, Stack, running_stack
 
 MAX_VIDEO_SIZE_MB = 150
+ARTIFACTS = pytest.StashKey[Path]()
 
 
 @pytest.fixture(scope="session")
@@ -98,3 +100,19 @@ def item_files(stack: Stack, item_id: str) -> list[str]:
 def scratch_entries(stack: Stack, item_id: str) -> list[str]:
     tmp = stack.media_root / "tmp"
     return [p.name for p in tmp.iterdir() if item_id in p.name] if tmp.exists() else []
+
+
+@pytest.fixture(scope="session")
+def artifacts(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where screenshots go: $PRSNL_TEST_ARTIFACTS, else artifacts/ in pytest's temp root."""
+    folder = artifacts_dir(tmp_path_factory.getbasetemp() / "artifacts")
+    request.config.stash[ARTIFACTS] = folder
+    return folder
+
+
+def pytest_terminal_summary(
+    terminalreporter: pytest.TerminalReporter, config: pytest.Config
+) -> None:
+    folder = config.stash.get(ARTIFACTS, None)
+    if folder is not None:
+        terminalreporter.write_line(f"browser test artifacts (screenshots): {folder}")

@@ -135,6 +135,14 @@ class Stack:
         )
         return result.stdout.strip().splitlines()[-1]
 
+    def revoke_key(self, key: str) -> None:
+        subprocess.run(
+            [sys.executable, "-m", "prsnl_ingest", "revoke-key", key],
+            env=self.env,
+            capture_output=True,
+            check=True,
+        )
+
     def client(self, key: str) -> Api:
         return Api(self.base_url, key)
 

@@ -51,6 +51,7 @@ from prsnl_ingest.api.items import ItemController, MediaAuthorizationController
 from prsnl_ingest.api.problems import EXCEPTION_HANDLERS
 from prsnl_ingest.api.uploads import UploadController
 from prsnl_ingest.api.usage import UsageController
+from prsnl_ingest.api.web import web_router
 from prsnl_ingest.catalog import KEYS_CHANNEL
 from prsnl_ingest.live import LiveHub
 from prsnl_ingest.outbox import OutboxRelay
@@ -139,6 +140,7 @@ def create_app(
         ItemController,
         UsageController,
         HealthController,
+        web_router(settings),
         MediaAuthorizationController,
     ]
     if settings.metrics_on_api_port:
