@@ -16,6 +16,7 @@ import email.policy
 import itertools
 import json
 import re
+import shutil
 import tempfile
 import threading
 import time
@@ -99,6 +100,7 @@ class FakeBotApi:
         self.fail_next: dict[str, int] = {}  # method -> how many calls answer 429
         self.get_updates_offsets: list[int | None] = []
         self._server: ThreadingHTTPServer | None = None
+        self._disk = Path(tempfile.mkdtemp(prefix="fake-bot-api-"))  # a local server's disk
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -120,6 +122,7 @@ class FakeBotApi:
             self._lock.notify_all()
         self._server.shutdown()
         self._server.server_close()
+        shutil.rmtree(self._disk, ignore_errors=True)
 
     @property
     def url(self) -> str:
@@ -366,7 +369,7 @@ class FakeBotApi:
         size = len(self.files[file_id])
         path = f"videos/{file_id}.mp4"
         if self.local_mode:  # a local server answers with the file's path on its own disk
-            local = Path(tempfile.gettempdir()) / f"fake-bot-api-{self.bot_id}" / path
+            local = self._disk / path
             local.parent.mkdir(parents=True, exist_ok=True)
             local.write_bytes(self.files[file_id])
             path = str(local)
