@@ -51,6 +51,15 @@ for i in $(seq 1 "$TRANSCODERS"); do
     PRSNL_TRANSCODER_METRICS_PORT=$port start "transcoder-$i" "transcoder-$i" $UV run prsnl-transcoder
 done
 start storage-janitor storage-janitor $UV run prsnl-storage-janitor
+if [ -n "${PRSNL_TELEGRAM_BOT_TOKEN:-}" ]; then
+    export PRSNL_TELEGRAM_GATEWAY_URL="${PRSNL_TELEGRAM_GATEWAY_URL:-http://$PRSNL_INGEST_HOST:$PRSNL_INGEST_PORT}"
+    start telegram-gateway telegram-gateway $UV run prsnl-telegram-gateway
+    TELEGRAM_LINE="  telegram  the bot is running (allowed users: PRSNL_TELEGRAM_USERS)"
+else
+    printf '  %-22s not started: set PRSNL_TELEGRAM_BOT_TOKEN (and PRSNL_TELEGRAM_USERS="<your telegram id>=<API key>") to run the bot\n' telegram-gateway
+    TELEGRAM_LINE="  telegram  not started; enable it with
+            PRSNL_TELEGRAM_BOT_TOKEN=<token from @BotFather> PRSNL_TELEGRAM_USERS=\"<your telegram id>=\$(cat var/api-key)\" make run"
+fi
 
 API="http://$PRSNL_INGEST_HOST:$PRSNL_INGEST_PORT"
 for _ in $(seq 1 60); do
@@ -67,6 +76,7 @@ PRSNL Media is running.
   API       $API/api/v1   (OpenAPI: $API/api/v1/schema)
   API key   $KEY   (also in var/api-key)
   media     $PRSNL_MEDIA_ROOT
+$TELEGRAM_LINE
 
 Try:
   curl -H "Authorization: Bearer $KEY" -d '{"url": "https://youtu.be/..."}' $API/api/v1/captures

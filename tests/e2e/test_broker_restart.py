@@ -7,6 +7,7 @@ it, never notice.
 
 from __future__ import annotations
 
+import signal
 import time
 from collections.abc import Iterator
 
@@ -17,6 +18,8 @@ from prsnl_common.settings import CommonSettings
 from tests.support.media_server import MediaServer
 from tests.support.rabbit import PrivateRabbit, private_rabbit
 from tests.support.stack import Api, Stack, running_stack
+from tests.support.telegram import FakeBotApi
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.e2e
 RESTARTS = 10
@@ -96,3 +99,44 @@ def test_capture_while_the_broker_is_down_is_accepted_and_finishes(
         rabbit.start_app()
     item = carol.wait_for(item_id, timeout=180)
     assert item["status"] == "ready", item
+
+
+async def test_a_telegram_link_while_the_broker_is_down_is_saved_and_answered_after(
+    rabbit: PrivateRabbit, restart_stack: Stack, carol: Api, media: MediaServer
+) -> None:
+    with FakeBotApi("7000000005:AAE-broker-down-token") as bot_api:
+        env = {
+            "PRSNL_TELEGRAM_BOT_TOKEN": bot_api.token,
+            "PRSNL_TELEGRAM_USERS": f"555={carol.key}",
+            "PRSNL_TELEGRAM_GATEWAY_URL": restart_stack.base_url,
+            "PRSNL_TELEGRAM_API_URL": bot_api.url,
+            "PRSNL_TELEGRAM_POLL_TIMEOUT": "1",
+        }
+        restart_stack.start("telegram-gateway", extra_env=env)
+        try:
+            await eventually(
+                lambda: bool(rabbit.consumers(f"{restart_stack.namespace}.telegram-gateway.")),
+                60,
+                "the gateway's consumers",
+            )
+            rabbit.stop_app()
+            try:
+                update = bot_api.send_text(555, media.url("/files/small.mp4?telegram-down=1"))
+                chat, message = update["message"]["chat"]["id"], update["message"]["message_id"]
+                await eventually(
+                    lambda: any(
+                        (s.text or "").startswith("Saving")
+                        for s in bot_api.replies_to(chat, message)
+                    ),
+                    60,
+                    "Saving… with the broker down",
+                )
+            finally:
+                rabbit.start_app()
+            await eventually(
+                lambda: any(s.method == "sendVideo" for s in bot_api.replies_to(chat, message)),
+                180,
+                "the video once the broker is back",
+            )
+        finally:
+            restart_stack.kill("telegram-gateway", signal.SIGTERM)

@@ -22,7 +22,9 @@ def test_every_line_of_every_service_is_json_with_trace_and_item(
 ) -> None:
     item_id = alice.capture(media.url("/files/small.mp4"), max_height=240).json()["id"]
     assert alice.wait_for(item_id)["status"] in ("ready", "failed")
-    for service in MODULES:
+    # The Telegram gateway runs only in its own tests (it needs a Bot API); they check its
+    # lines the same way.
+    for service in (name for name in MODULES if name != "telegram-gateway"):
         lines = _lines(stack, service)
         assert lines, f"{service} wrote nothing"
         for line in lines:

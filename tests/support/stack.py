@@ -31,6 +31,7 @@ MODULES = {
     "downloader": ["prsnl_downloader"],
     "transcoder": ["prsnl_transcoder"],
     "storage-janitor": ["prsnl_janitor"],
+    "telegram-gateway": ["prsnl_telegram"],
 }
 
 
@@ -213,6 +214,7 @@ def stack_env(root: Path, **overrides: str) -> dict[str, str]:
             "PRSNL_DOWNLOADER_METRICS_PORT": "0",
             "PRSNL_TRANSCODER_METRICS_PORT": "0",
             "PRSNL_JANITOR_METRICS_PORT": "0",
+            "PRSNL_TELEGRAM_METRICS_PORT": "0",
         }
     )
     env.update(overrides)

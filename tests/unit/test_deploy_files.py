@@ -28,6 +28,7 @@ from prsnl_common.settings import CommonSettings
 from prsnl_downloader.settings import DownloaderSettings
 from prsnl_ingest.settings import IngestSettings
 from prsnl_janitor.settings import JanitorSettings
+from prsnl_telegram.settings import TelegramSettings
 from prsnl_transcoder.settings import TranscoderSettings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,13 +40,16 @@ K8S = DEPLOY / "k8s"
 YTDLP = ROOT / "scripts" / "ytdlp.sh"
 DOWNLOADER_PYPROJECT = ROOT / "services" / "downloader" / "pyproject.toml"
 
-SERVICES = ("ingest", "downloader", "transcoder", "storage-janitor")
+SERVICES = ("ingest", "downloader", "transcoder", "storage-janitor", "telegram-gateway")
+# The bot is optional (a compose profile); its Kubernetes manifest is not written yet.
+K8S_SERVICES = ("ingest", "downloader", "transcoder", "storage-janitor")
 WORKERS = ("downloader", "transcoder", "storage-janitor")
 NEEDS_FFMPEG = {"downloader", "transcoder"}
 METRICS_PORTS = {
     "downloader": DownloaderSettings.model_fields["metrics_port"].default,
     "transcoder": TranscoderSettings.model_fields["metrics_port"].default,
     "storage-janitor": JanitorSettings.model_fields["metrics_port"].default,
+    "telegram-gateway": TelegramSettings.model_fields["metrics_port"].default,
 }
 INGEST_PORT = IngestSettings.model_fields["port"].default
 INGEST_METRICS_PORT = IngestSettings.model_fields["metrics_port"].default
@@ -63,6 +67,7 @@ def _known_variables() -> set[str]:
         DownloaderSettings,
         TranscoderSettings,
         JanitorSettings,
+        TelegramSettings,
     ]
     for settings in settings_classes:
         prefix = str(settings.model_config.get("env_prefix", ""))
@@ -358,7 +363,9 @@ def test_compose_service_environment(compose: dict[str, Any], service: str) -> N
 
 
 def _prefix(service: str) -> str:
-    return {"storage-janitor": "JANITOR"}.get(service, service.upper())
+    return {"storage-janitor": "JANITOR", "telegram-gateway": "TELEGRAM"}.get(
+        service, service.upper()
+    )
 
 
 def test_rabbitmq_exposes_per_queue_metrics() -> None:
@@ -381,6 +388,8 @@ def test_prometheus_scrapes_every_service_and_rabbitmq() -> None:
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
     # The gateway's metrics have their own port, off the public API.
     expected = {"ingest": INGEST_METRICS_PORT, **METRICS_PORTS}
+    # The optional bot is not scraped by the shipped configuration (add a job with it).
+    expected.pop("telegram-gateway")
     for service, port in expected.items():
         # DNS discovery finds every replica of a scaled service.
         (sd,) = jobs[service]["dns_sd_configs"]
@@ -595,7 +604,7 @@ def test_k8s_has_every_piece(k8s: list[dict[str, Any]]) -> None:
     kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text())
     namespaces = _of_kind(k8s, "Namespace")
     assert list(namespaces) == [kustomization["namespace"]]
-    assert set(_of_kind(k8s, "Deployment")) == set(SERVICES)
+    assert set(_of_kind(k8s, "Deployment")) == set(K8S_SERVICES)
     assert "ingest" in _of_kind(k8s, "Service")
     assert _of_kind(k8s, "ConfigMap") and _of_kind(k8s, "Secret")
     (pvc,) = _of_kind(k8s, "PersistentVolumeClaim").values()
@@ -609,7 +618,7 @@ def _container(deployment: dict[str, Any]) -> dict[str, Any]:
     return container
 
 
-@pytest.mark.parametrize("service", SERVICES)
+@pytest.mark.parametrize("service", K8S_SERVICES)
 def test_k8s_deployment(k8s: list[dict[str, Any]], service: str) -> None:
     deployment = _of_kind(k8s, "Deployment")[service]
     pod = deployment["spec"]["template"]["spec"]

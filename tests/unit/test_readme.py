@@ -12,6 +12,7 @@ from prsnl_common.settings import CommonSettings
 from prsnl_downloader.settings import DownloaderSettings
 from prsnl_ingest.settings import IngestSettings
 from prsnl_janitor.settings import JanitorSettings
+from prsnl_telegram.settings import TelegramSettings
 from prsnl_transcoder.settings import TranscoderSettings
 
 README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
@@ -30,7 +31,14 @@ def test_every_error_code_is_documented(code: str) -> None:
 
 @pytest.mark.parametrize(
     "settings",
-    [CommonSettings, IngestSettings, DownloaderSettings, TranscoderSettings, JanitorSettings],
+    [
+        CommonSettings,
+        IngestSettings,
+        DownloaderSettings,
+        TranscoderSettings,
+        JanitorSettings,
+        TelegramSettings,
+    ],
 )
 def test_every_setting_is_documented(settings: type[BaseSettings]) -> None:
     prefix = settings.model_config.get("env_prefix", "")

@@ -38,7 +38,9 @@ async def gateway_env(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator
 @pytest.fixture(scope="session")
 async def client(gateway_env: CommonSettings) -> AsyncIterator[AsyncTestClient]:  # type: ignore[type-arg]
     app = create_app(
-        IngestSettings(progress_interval_seconds=0, metrics_port=0, metrics_on_api_port=True),
+        IngestSettings(
+            progress_interval_seconds=0, metrics_port=0, metrics_on_api_port=True, max_upload_mb=1
+        ),
         gateway_env,
     )
     async with AsyncTestClient(app) as test_client:

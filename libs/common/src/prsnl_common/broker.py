@@ -74,6 +74,18 @@ SUBSCRIPTIONS: dict[str, tuple[type[Event], ...]] = {
     ),
 }
 
+# Front ends that answer people from pipeline events. Their queues are declared by the
+# front end itself, so a deployment without it keeps no queue filling up for nobody;
+# once declared they are durable like every other, and keep what is due while it is down.
+FRONT_END_SUBSCRIPTIONS: dict[str, tuple[type[Event], ...]] = {
+    "telegram-gateway": (
+        VideoTranscoded,
+        ItemFailed,
+        VideoDownloadProgress,
+        VideoTranscodeProgress,
+    ),
+}
+
 
 class Topology:
     """Names and declarations of exchanges and queues for one namespace."""
@@ -168,6 +180,8 @@ class Topology:
             for event in events:
                 await _declare_bound(channel, self.stage_queue(consumer, event), self.events)
             await self._declare_dead_letter_queue(channel, consumer)
+        for event in FRONT_END_SUBSCRIPTIONS.get(service, ()):
+            await _declare_bound(channel, self.stage_queue(service, event), self.events)
         if service not in SUBSCRIPTIONS:
             await self._declare_dead_letter_queue(channel, service)
         await _declare_bound(channel, self.dead_lettered_queue(), self.dead_letter)

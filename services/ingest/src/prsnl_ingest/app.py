@@ -50,6 +50,7 @@ from prsnl_ingest.api.health import HealthController
 from prsnl_ingest.api.items import ItemController, MediaAuthorizationController
 from prsnl_ingest.api.problems import EXCEPTION_HANDLERS
 from prsnl_ingest.api.storage import StorageController
+from prsnl_ingest.api.uploads import UploadController
 from prsnl_ingest.api.web import web_router
 from prsnl_ingest.catalog import KEYS_CHANNEL
 from prsnl_ingest.live import LiveHub
@@ -135,6 +136,7 @@ def create_app(
 
     handlers: list[Any] = [
         CaptureController,
+        UploadController,
         ItemController,
         StorageController,
         HealthController,

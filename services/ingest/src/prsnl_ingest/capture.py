@@ -8,18 +8,31 @@ and nowhere else.
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import uuid
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
+from pathlib import Path
 
 import asyncpg
 
-from prsnl_common.errors import PipelineError
-from prsnl_common.events import CaptureOptions, ReplyTo, Source
+from prsnl_common.errors import PermanentError, PipelineError
+from prsnl_common.events import CaptureOptions, ReplyTo, Source, new_event_id
 from prsnl_common.netguard import AllowRule, check_url
 from prsnl_common.platforms import classify
-from prsnl_common.store import LocalMediaStore
+from prsnl_common.store import LocalMediaStore, original_key
 from prsnl_ingest import catalog, metrics, quotas
 from prsnl_ingest.catalog import CaptureOutcome
+
+VIDEO_EXTENSIONS = {
+    "video/mp4": "mp4",
+    "video/quicktime": "mov",
+    "video/webm": "webm",
+    "video/x-matroska": "mkv",
+    "video/3gpp": "3gp",
+    "video/mpeg": "mpg",
+}
 
 
 async def capture(
@@ -83,3 +96,126 @@ def _with_defaults(options: CaptureOptions, default_max_height: int) -> CaptureO
     if options.max_height is not None:
         return options
     return options.model_copy(update={"max_height": default_max_height})
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A video file sent by its owner: the body streams in, bounded by ``max_bytes``."""
+
+    body: AsyncIterator[bytes]
+    content_type: str
+    filename: str | None
+    max_bytes: int
+    source: Source
+    reply_to: ReplyTo | None = None
+
+
+async def capture_upload(
+    pool: asyncpg.Pool,
+    store: LocalMediaStore,
+    owner_id: uuid.UUID,
+    upload: Upload,
+    quota_defaults: quotas.Limits,
+) -> CaptureOutcome:
+    """Store an uploaded original (temporary name, then atomic rename) and create its item.
+
+    Raises :class:`PipelineError` ``too_large`` past the cap, ``quota_exceeded`` past
+    what the owner's quotas leave (bytes while it streams in, captures of the day in
+    the creating transaction) and ``empty_download`` for an empty body; nothing is
+    left behind then.
+    """
+    standing = await quotas.standing(pool, store, owner_id, quota_defaults)
+    quotas.refuse_bytes(standing)
+    job = f"upload-{uuid.uuid4().hex}"
+    scratch = store.scratch(job)
+    try:
+        ext = VIDEO_EXTENSIONS.get(upload.content_type, "mp4")
+        received = scratch / f"original.{ext}"
+        size, digest = await _receive(upload.body, received, _upload_limit(upload, standing))
+        new = catalog.NewUpload(
+            item_id=new_event_id(),
+            owner_id=owner_id,
+            digest=digest,
+            original_key="",
+            size=size,
+            title=upload.filename,
+            source=upload.source,
+            reply_to=upload.reply_to,
+        )
+        existing = await catalog.find_upload(pool, owner_id, new.url)
+        if existing is not None:
+            metrics.CAPTURES.labels(
+                platform="upload", source=upload.source, outcome="duplicate"
+            ).inc()
+            return CaptureOutcome(existing, created=False)
+        limit = standing.limits.max_captures_per_day
+
+        async def admit(connection: quotas.Connection) -> None:
+            await quotas.admit_capture(connection, owner_id, limit)
+
+        outcome = await _store_upload(pool, store, new, received, ext, admit)
+    finally:
+        store.discard_scratch(job)
+    metrics.CAPTURES.labels(
+        platform="upload",
+        source=upload.source,
+        outcome="created" if outcome.created else "duplicate",
+    ).inc()
+    return outcome
+
+
+async def _store_upload(
+    pool: asyncpg.Pool,
+    store: LocalMediaStore,
+    new: catalog.NewUpload,
+    received: Path,
+    ext: str,
+    admit: catalog.Admit,
+) -> CaptureOutcome:
+    key = original_key(new.item_id, ext)
+    await asyncio.to_thread(store.put_file, key, received)
+    try:
+        outcome = await catalog.create_upload(pool, _with_key(new, key), admit)
+    except BaseException:
+        store.delete(key)  # the item was not created; neither stays its file
+        raise
+    if not outcome.created:
+        store.delete(key)
+    return outcome
+
+
+def _with_key(new: catalog.NewUpload, key: str) -> catalog.NewUpload:
+    from dataclasses import replace
+
+    return replace(new, original_key=key)
+
+
+def _upload_limit(upload: Upload, standing: quotas.Standing) -> tuple[int, PermanentError]:
+    """The most bytes the upload may have, and the error past them."""
+    too_large = PermanentError("too_large", f"The upload is larger than {upload.max_bytes} bytes.")
+    quota = standing.bytes_quota
+    if quota is None or quota.left_bytes >= upload.max_bytes:
+        return upload.max_bytes, too_large
+    return quota.left_bytes, PermanentError(
+        "quota_exceeded",
+        f"The upload would pass the storage quota: {quota.used_bytes} of {quota.max_bytes} "
+        f"bytes stored, {quota.left_bytes} left.",
+    )
+
+
+async def _receive(
+    body: AsyncIterator[bytes], target: Path, limit: tuple[int, PermanentError]
+) -> tuple[int, str]:
+    max_bytes, refusal = limit
+    digest = hashlib.sha256()
+    size = 0
+    with target.open("wb") as out:
+        async for chunk in body:
+            size += len(chunk)
+            if size > max_bytes:
+                raise refusal
+            digest.update(chunk)
+            await asyncio.to_thread(out.write, chunk)
+    if size == 0:
+        raise PermanentError("empty_download", "The upload is empty.")
+    return size, digest.hexdigest()

@@ -31,6 +31,7 @@ from prsnl_common.events import (
     Platform,
     ReplyTo,
     Source,
+    SourceInfo,
     StorageQuota,
     TranscodeRequested,
     UrlCaptured,
@@ -44,6 +45,7 @@ from prsnl_ingest.outbox import enqueue
 
 ITEMS_CHANNEL = "prsnl_items"
 KEYS_CHANNEL = "prsnl_keys"  # payload: the hex hash of a revoked key
+UPLOAD_PREFIX = "upload:"  # the url of an uploaded file's item: upload:sha256:<digest>
 KEY_ID_LENGTH = 12  # hex digits of the key's hash that name it in list-keys / revoke-key
 STATUSES = ("pending", "downloading", "downloaded", "processing", "ready", "failed")
 
@@ -260,6 +262,68 @@ async def capture(
     return CaptureOutcome(item, created=True)
 
 
+@dataclass(frozen=True)
+class NewUpload:
+    """A video file sent by its owner, already stored under ``original_key``."""
+
+    item_id: uuid.UUID
+    owner_id: uuid.UUID
+    digest: str  # sha256 of the bytes: the same file twice is the same item
+    original_key: str
+    size: int
+    title: str | None
+    source: Source
+    reply_to: ReplyTo | None = None
+
+    @property
+    def url(self) -> str:
+        return f"{UPLOAD_PREFIX}sha256:{self.digest}"
+
+
+async def find_upload(pool: asyncpg.Pool, owner_id: uuid.UUID, url: str) -> asyncpg.Record | None:
+    return await pool.fetchrow(
+        "SELECT * FROM items WHERE owner_id = $1 AND normalized_url = $2", owner_id, url
+    )
+
+
+async def create_upload(
+    pool: asyncpg.Pool, new: NewUpload, admit: Admit | None = None
+) -> CaptureOutcome:
+    """The item of an uploaded original and its ``video.downloaded``, in one transaction.
+
+    The processing starts as after a download; the same bytes uploaded again by
+    the same owner return the existing item (the race is settled by the index).
+    """
+    event = VideoDownloaded(
+        item_id=new.item_id,
+        original_key=new.original_key,
+        size=new.size,
+        info=SourceInfo(title=new.title),
+    )
+    try:
+        async with pool.acquire() as connection, connection.transaction():
+            if admit is not None:
+                await admit(connection)
+            item = await connection.fetchrow(
+                "INSERT INTO items (id, owner_id, url, normalized_url, platform, source, options, "
+                "reply_to, title) VALUES ($1, $2, $3, $3, 'direct', $4, '{}', $5, $6) RETURNING *",
+                new.item_id,
+                new.owner_id,
+                new.url,
+                new.source,
+                new.reply_to.model_dump(mode="json") if new.reply_to else None,
+                event.info.title,
+            )
+            assert item is not None
+            await enqueue(connection, event)
+    except asyncpg.UniqueViolationError:
+        existing = await find_upload(pool, new.owner_id, new.url)
+        if existing is None:
+            raise
+        return CaptureOutcome(existing, created=False)
+    return CaptureOutcome(item, created=True)
+
+
 def url_captured(item: asyncpg.Record, quota: StorageQuota | None = None) -> UrlCaptured:
     """The ``url.captured`` of an item's current run, from its stored row."""
     return UrlCaptured(
@@ -371,6 +435,9 @@ async def retry_item(pool: asyncpg.Pool, owner_id: uuid.UUID, item_id: uuid.UUID
         row = await _lock_owned(connection, owner_id, item_id)
         if row["status"] != "failed":
             raise CatalogError("not_retryable", f"The item is {row['status']}, not failed.")
+        if row["url"].startswith(UPLOAD_PREFIX):
+            # A run starts from the download; an upload has no source to fetch again.
+            raise CatalogError("not_retryable", "An uploaded file cannot be fetched again.")
         await _store(connection, item_id, lifecycle.restart(state_of(row)))
         item = await connection.fetchrow("SELECT * FROM items WHERE id = $1", item_id)
         assert item is not None
@@ -527,3 +594,12 @@ async def _orphan(
             connection,
             FileOrphaned(item_id=event.item_id, run=event.run, storage_key=key, reason=reason),
         )
+
+
+async def items_by_status(pool: asyncpg.Pool, owner_id: uuid.UUID) -> dict[str, int]:
+    """How many items the owner has in each status."""
+    rows = await pool.fetch(
+        "SELECT status, count(*) AS items FROM items WHERE owner_id = $1 GROUP BY status",
+        owner_id,
+    )
+    return {r["status"]: r["items"] for r in rows}

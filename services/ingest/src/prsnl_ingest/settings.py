@@ -31,6 +31,9 @@ class IngestSettings(BaseSettings):
     max_body_bytes: int = Field(
         default=64 * 1024, ge=1024, description="Largest request body; larger ones get 413"
     )
+    max_upload_mb: int = Field(
+        default=2048, ge=1, description="Largest video file POST /api/v1/uploads takes"
+    )
     capture_rate_limit: str = Field(
         default="60/minute",
         description="Captures allowed per API key and replica, e.g. 60/minute or 10/second",

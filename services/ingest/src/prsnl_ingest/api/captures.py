@@ -8,7 +8,7 @@ from litestar import Controller, Response, post
 from litestar.params import JSONBody
 
 from prsnl_common.errors import PipelineError
-from prsnl_common.events import CaptureOptions
+from prsnl_common.events import CaptureOptions, ReplyTo
 from prsnl_ingest.api.deps import (
     AllowanceDep,
     Gateway,
@@ -65,5 +65,6 @@ async def _capture(gateway: Gateway, owner_id: uuid.UUID, data: CaptureRequest) 
         owner_id=owner_id,
         url=data.url,
         options=CaptureOptions(max_height=data.max_height, audio_only=data.audio_only),
-        source="api",
+        source=data.source,
+        reply_to=ReplyTo(**data.reply_to.model_dump()) if data.reply_to else None,
     )

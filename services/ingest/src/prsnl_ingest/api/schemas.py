@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import asyncpg
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -35,6 +35,13 @@ class RequestBody(BaseModel):
         return data
 
 
+class ReplyToBody(RequestBody):
+    """Where a chat front end wants the item's answers (recorded with the item)."""
+
+    chat_id: int = Field(description="Telegram chat id")
+    message_id: int | None = Field(default=None, description="The message that sent the link")
+
+
 class CaptureRequest(RequestBody):
     # The body limit bounds the text; the guard refuses links over 4096 characters as
     # invalid_url, the code every source of links gets for one that is too long.
@@ -43,6 +50,12 @@ class CaptureRequest(RequestBody):
         default=None, ge=144, le=4320, description="Highest video height"
     )
     audio_only: bool = Field(default=False, description="Keep only the audio")
+    source: Literal["api", "telegram"] = Field(
+        default="api", description="The front end the link came from"
+    )
+    reply_to: ReplyToBody | None = Field(
+        default=None, description="The chat and message a chat front end answers (telegram)"
+    )
 
 
 class TranscodeRequest(RequestBody):

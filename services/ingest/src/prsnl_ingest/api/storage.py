@@ -14,7 +14,7 @@ from litestar import Controller, Request, get
 from litestar.datastructures import State
 
 from prsnl_common.usage import KIND_NAMES, StorageReport, Usage, storage_report
-from prsnl_ingest import quotas
+from prsnl_ingest import catalog, quotas
 from prsnl_ingest.api.deps import GatewayDep, OwnerDep, bearer_key
 from prsnl_ingest.api.problems import problem_responses
 
@@ -60,6 +60,9 @@ class YourUsageView:
     owner: str
     usage: UsageView
     quota: QuotaView
+    items: dict[str, int] = field(
+        default_factory=dict, metadata={"description": "The caller's items by status"}
+    )
 
 
 @dataclass
@@ -101,6 +104,7 @@ class StorageController(Controller):
             you=_yours(report, owner_id, limits, captures),
             role=role,
         )
+        view.you.items = await catalog.items_by_status(gateway.pool, owner_id)
         if role == "admin":
             view.owners = [OwnerUsageView(o.name, UsageView.of(o.usage)) for o in report.owners]
             view.unowned = UsageView.of(report.unowned)

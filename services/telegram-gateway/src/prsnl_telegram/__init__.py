@@ -1,0 +1,1 @@
+"""PRSNL Media Telegram gateway."""
