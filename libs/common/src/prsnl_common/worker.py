@@ -44,9 +44,10 @@ def build_worker(
     broker = create_broker(common, middlewares=broker_middlewares(service))
     topology = Topology(common)
     watch = ConsumerWatch(broker, service)
-    stage_queues = {topology.queue_name(service, e.routing_key) for e in SUBSCRIPTIONS[service]}
-    disk = (
-        LowDiskPause(
+    disk = None
+    if min_free_bytes is not None:  # only the pipeline stages pause; front ends have none
+        stage_queues = {topology.queue_name(service, e.routing_key) for e in SUBSCRIPTIONS[service]}
+        disk = LowDiskPause(
             broker,
             watch,
             service,
@@ -54,9 +55,6 @@ def build_worker(
             min_free=min_free_bytes,
             queues=stage_queues,
         )
-        if min_free_bytes is not None
-        else None
-    )
 
     def ready() -> dict[str, str]:
         return {**consumer_checks(watch), **(disk.readiness() if disk else {})}

@@ -99,7 +99,8 @@ class Replies:
                 return
             text = texts.progress("Processing", event.fraction, None, None, None)
         for reply in await self.state.replies_for(event.item_id):
-            if reply.status_message_id:
+            # A late progress event must not overwrite the final "Ready" or "Failed" edit.
+            if reply.status_message_id and not await self.state.answered(reply, event.run):
                 await self.answers.edit(reply.chat_id, reply.status_message_id, text)
 
     async def _deliver(

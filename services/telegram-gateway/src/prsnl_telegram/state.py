@@ -83,6 +83,18 @@ class State:
 
     # -- final answers --------------------------------------------------------------------
 
+    async def answered(self, reply: Reply, run: int) -> bool:
+        """True once a final answer of this run (or a later one) is being sent or was sent."""
+        return bool(
+            await self.pool.fetchval(
+                "SELECT EXISTS (SELECT 1 FROM telegram_deliveries WHERE item_id = $1 "
+                "AND chat_id = $2 AND run >= $3)",
+                reply.item_id,
+                reply.chat_id,
+                run,
+            )
+        )
+
     async def claim_delivery(self, reply: Reply, run: int, outcome: str) -> bool:
         """True when this process is to send the answer: not sent yet and nobody sending it."""
         claimed = await self.pool.fetchval(
