@@ -13,7 +13,6 @@ leaves paused queues alone.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import shutil
 from collections.abc import Callable
@@ -24,6 +23,7 @@ from faststream.rabbit import RabbitBroker
 from prometheus_client import Gauge
 
 from prsnl_common.liveness import ConsumerWatch
+from prsnl_common.tasks import cancel_and_wait
 
 logger = logging.getLogger(__name__)
 PAUSED = Gauge(
@@ -83,11 +83,8 @@ class LowDiskPause:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="low-disk")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     async def _run(self) -> None:
         while True:

@@ -18,7 +18,6 @@ supervisor starts it again).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import signal
@@ -28,6 +27,8 @@ from typing import Any
 
 from faststream.rabbit import RabbitBroker
 from prometheus_client import Gauge
+
+from prsnl_common.tasks import cancel_and_wait
 
 logger = logging.getLogger(__name__)
 
@@ -96,11 +97,8 @@ class ConsumerWatch:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="consumer-watch")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
         self._checked = False
 
     async def _run(self) -> None:

@@ -26,6 +26,7 @@ from prometheus_client import Counter
 
 from prsnl_common.broker import Topology
 from prsnl_common.events import EVENTS_BY_KEY, Event
+from prsnl_common.tasks import cancel_and_wait
 
 CHANNEL = "prsnl_outbox"
 BATCH = 100
@@ -89,10 +90,7 @@ class OutboxRelay:
         self._task = asyncio.create_task(self._run(), name="outbox-relay")
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait(self._task)
         if self._listener:
             with contextlib.suppress(Exception):
                 await self._listener.close()

@@ -16,6 +16,7 @@ from prsnl_common.db import create_pool, ensure_database, migrate
 from prsnl_common.events import FileOrphaned, ItemDeleted
 from prsnl_common.settings import CommonSettings
 from prsnl_common.store import LocalMediaStore
+from prsnl_common.tasks import cancel_and_wait
 from prsnl_janitor import janitor, sweep
 from prsnl_janitor.settings import JanitorSettings
 from prsnl_janitor.sweep import MIGRATIONS
@@ -75,9 +76,7 @@ def make_setup(settings: JanitorSettings, common: CommonSettings) -> Any:
         try:
             yield
         finally:
-            sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sweeper
+            await cancel_and_wait(sweeper)
             await pool.close()
 
     return setup

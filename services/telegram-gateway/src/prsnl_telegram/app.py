@@ -24,6 +24,7 @@ from prsnl_common.events import (
 )
 from prsnl_common.settings import CommonSettings
 from prsnl_common.store import LocalMediaStore
+from prsnl_common.tasks import cancel_and_wait
 from prsnl_telegram.answers import Answers
 from prsnl_telegram.api import Api
 from prsnl_telegram.bot import Bot
@@ -92,11 +93,7 @@ def make_setup(settings: TelegramSettings, common: CommonSettings) -> Any:
         try:
             yield
         finally:
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            await cancel_and_wait(*tasks)
             await application.shutdown()
             await api.close()
             await pool.close()
