@@ -230,6 +230,9 @@ def test_pasted_links_show_progress_then_play_seek_and_re_transcode(
     expect(card.locator("img")).to_be_visible()
     thumbnail = card.locator("img").element_handle()
     page.wait_for_function("(img) => img.naturalWidth > 0", arg=thumbnail)
+    usage = page.locator("#usage")
+    expect(usage).to_have_text(_usage_line(web, web.api.get("/api/v1/storage").json()))
+    expect(usage).to_contain_text("(1 ready)")
     page.screenshot(path=artifacts / "web-list.png", full_page=True)
 
     card.locator(".title").click()
@@ -253,6 +256,40 @@ def test_pasted_links_show_progress_then_play_seek_and_re_transcode(
     )
     assert web.video("v.error") is None
     assert web.api.item(item_id)["profile"] == "480p"
+
+
+def _usage_line(web: Web, storage: dict[str, Any]) -> str:
+    text = web.page.evaluate(
+        "async (storage) => (await import('/web/format.js')).usageText(storage)", storage
+    )
+    assert isinstance(text, str)
+    return text
+
+
+def test_the_usage_line_names_items_quotas_and_free_disk(anonymous: Web) -> None:
+    anonymous.page.goto(f"{anonymous.stack.base_url}/")
+    counted = {"bytes": 2_500_000, "files": 4}
+    storage: dict[str, Any] = {
+        "free_bytes": 40_000_000_000,
+        "you": {
+            "usage": {"total": counted},
+            "items": {"ready": 3, "failed": 1, "pending": 0},
+            "quota": {
+                "max_bytes": 5_000_000_000,
+                "used_bytes": 2_500_000,
+                "max_captures_per_day": 100,
+                "captures_last_24h": 12,
+            },
+        },
+    }
+    assert _usage_line(anonymous, storage) == (
+        "Your videos use 2.5 MB (3 ready, 1 failed) · quota 2.5 MB of 5.0 GB"
+        " · 12 of 100 captures in the last 24 h · 40 GB free on disk"
+    )
+    storage["you"]["items"] = {}
+    storage["you"]["quota"] = {"max_bytes": None, "used_bytes": 0, "max_captures_per_day": None}
+    storage["you"]["usage"]["total"] = {"bytes": 0, "files": 0}
+    assert _usage_line(anonymous, storage) == "Your videos use 0 B · 40 GB free on disk"
 
 
 def _play_and_seek(web: Web) -> None:
@@ -308,6 +345,7 @@ def test_a_failed_link_shows_its_reason_retry_works_once_fixed_and_delete_remove
     expect(page.locator("#library")).to_be_visible()
     expect(page.locator("#notice")).to_have_text("The video was deleted.")
     expect(card).to_have_count(0)
+    expect(page.locator("#usage")).to_have_text(re.compile(r"^Your videos use [\d.]+ [KMG]?B · "))
     assert web.api.get(f"/api/v1/items/{item_id}").status_code == 404
     page.reload()
     expect(page.locator("#list-empty")).to_be_visible()

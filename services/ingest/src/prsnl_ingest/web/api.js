@@ -63,6 +63,10 @@ export class Api {
     return this.request(path, { method: "POST", body: { profile } });
   }
 
+  storage() {
+    return this.request("/api/v1/storage");
+  }
+
   remove(id) {
     return this.request(`/api/v1/items/${encodeURIComponent(id)}`, { method: "DELETE" });
   }

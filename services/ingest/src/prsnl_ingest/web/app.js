@@ -10,6 +10,7 @@ const PAGE_SIZE = 20;
 const LIST_STREAMS = 6;
 const MAX_LINKS = 50;
 const LINK_REFRESH_MARGIN_MS = 60_000;
+const USAGE_DELAY_MS = 500;
 const ITEM_ROUTE = /^#\/items\/([0-9a-f-]{36})$/i;
 
 const $ = (id) => document.getElementById(id);
@@ -23,6 +24,7 @@ const state = {
   shown: null, // the item of the item page
   playerSource: "",
   linkTimer: 0,
+  usageTimer: 0,
   lastRecovery: 0,
 };
 
@@ -92,6 +94,8 @@ function signOut(message = "") {
   leaveItemPage();
   state.cards.clear();
   state.listLoaded = false;
+  clearTimeout(state.usageTimer);
+  $("usage").textContent = "";
   $("items").replaceChildren();
   $("sign-in-error").textContent = message;
   if (location.hash !== "#/") history.replaceState(null, "", "#/");
@@ -136,6 +140,7 @@ async function loadList(reset) {
   try {
     const page = await state.api.items({ ...state.filters, cursor: state.cursor, limit: PAGE_SIZE });
     state.listLoaded = true;
+    if (reset) loadUsage();
     for (const item of page.items) if (!state.cards.has(item.id)) addCard(item, false);
     state.cursor = page.next_cursor;
   } catch (error) {
@@ -202,6 +207,27 @@ function pathOf(url) {
   return new URL(url, location.href).pathname;
 }
 
+// --- storage usage -----------------------------------------------------------------------
+
+/** The caller's usage line; an error there never gets in the way of the list. */
+async function loadUsage() {
+  clearTimeout(state.usageTimer);
+  const line = $("usage");
+  if (!state.api) return;
+  try {
+    line.textContent = fmt.usageText(await state.api.storage());
+  } catch (error) {
+    line.textContent = error instanceof ApiError ? `Storage usage unavailable: ${describe(error)}` : "";
+  }
+}
+
+/** Items end or go in bursts: one usage request for a burst. */
+function loadUsageSoon() {
+  if (!state.api) return;
+  clearTimeout(state.usageTimer);
+  state.usageTimer = setTimeout(loadUsage, USAGE_DELAY_MS);
+}
+
 // --- one place where an item's news arrives ------------------------------------------------
 
 function knownItem(id) {
@@ -211,6 +237,8 @@ function knownItem(id) {
 
 function itemChanged(item) {
   const card = state.cards.get(item.id);
+  const before = knownItem(item.id)?.status;
+  if (before !== item.status && !fmt.ACTIVE.has(item.status)) loadUsageSoon();
   if (card) {
     card.item = item;
     renderCard(card.element, item);
@@ -221,6 +249,7 @@ function itemChanged(item) {
 }
 
 function itemGone(id) {
+  loadUsageSoon();
   listStreams.drop(id);
   const card = state.cards.get(id);
   if (card) {
@@ -308,6 +337,7 @@ async function saveLinks(event) {
     if (!(await saveLink(link, options, results))) refused.push(link);
   }
   button.disabled = false;
+  if (refused.length < links.length) loadUsageSoon();
   $("links").value = refused.join("\n"); // what was refused stays, to fix and send again
 }
 

@@ -59,3 +59,19 @@ export function thumbnail(item, width) {
 export function titleOf(item) {
   return item.title || item.webpage_url || item.url;
 }
+
+/** "Your videos use 1.2 GB (3 ready, 1 failed) · quota 1.2 GB of 5.0 GB · 12 of 100 captures today · 40 GB free on disk" */
+export function usageText(storage) {
+  const you = storage.you;
+  const counts = Object.entries(you.items || {})
+    .filter(([, count]) => count > 0)
+    .map(([status, count]) => `${count} ${status}`);
+  const parts = [`Your videos use ${bytes(you.usage.total.bytes)}${counts.length ? ` (${counts.join(", ")})` : ""}`];
+  const quota = you.quota;
+  if (quota.max_bytes) parts.push(`quota ${bytes(quota.used_bytes)} of ${bytes(quota.max_bytes)}`);
+  if (quota.max_captures_per_day) {
+    parts.push(`${quota.captures_last_24h} of ${quota.max_captures_per_day} captures in the last 24 h`);
+  }
+  parts.push(`${bytes(storage.free_bytes)} free on disk`);
+  return parts.join(" · ");
+}
