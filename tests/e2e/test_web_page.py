@@ -400,3 +400,27 @@ def test_search_status_filter_load_more_phone_width_and_keyboard(
     page.screenshot(path=artifacts / "web-item-phone.png", full_page=True)
     page.go_back()  # the browser's Back returns to the list
     expect(page.locator("#library")).to_be_visible()
+
+
+def test_items_saved_elsewhere_join_the_list_and_all_in_flight_move_live(
+    web: Web, media: MediaServer
+) -> None:
+    """One owner stream carries every item: more in flight than a browser would open streams
+    for, each reaches its end on the page without a reload."""
+    page = web.page
+    web.sign_in()
+    expect(page.locator("#list-empty")).to_be_visible()
+    failing = [web.api.capture(media.url(f"/status/404?live={n}")).json()["id"] for n in range(9)]
+    ready = web.api.capture(media.url("/files/short.mp4?live")).json()["id"]
+    cards = page.locator("#items .card")
+    expect(cards).to_have_count(10, timeout=PAGE_MS)
+    assert [c.get_attribute("data-id") for c in cards.all()] == [ready, *reversed(failing)]
+    for item_id in failing:
+        expect(web.card(item_id).locator(".status")).to_have_text("Failed", timeout=PIPELINE_MS)
+        expect(web.card(item_id).locator(".reason")).to_contain_text("(source_not_found")
+    expect(web.card(ready).locator(".status")).to_have_text("Ready", timeout=PIPELINE_MS)
+    expect(web.card(ready).locator("img")).to_be_visible()
+    expect(page.locator("#usage")).to_contain_text(
+        re.compile(r"\((9 failed, 1 ready|1 ready, 9 failed)\)")
+    )
+    assert not [r for r in web.requests if re.search(r"/items/[0-9a-f-]{36}/events", r.url)]

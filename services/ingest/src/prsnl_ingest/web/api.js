@@ -72,12 +72,11 @@ export class Api {
   }
 
   /**
-   * The item's Server-Sent Events, read from a fetch() stream: EventSource cannot send
-   * the Authorization header. Calls onEvent(name, data) for each event until the stream
-   * ends or `signal` aborts; throws ApiError when the stream cannot be opened.
+   * Server-Sent Events of `path`, read from a fetch() stream: EventSource cannot send the
+   * Authorization header. Calls onEvent(name, data) for each event until the stream ends
+   * or `signal` aborts; throws ApiError when the stream cannot be opened.
    */
-  async events(id, onEvent, signal) {
-    const path = `/api/v1/items/${encodeURIComponent(id)}/events`;
+  async events(path, onEvent, signal) {
     let response;
     try {
       response = await fetch(path, {

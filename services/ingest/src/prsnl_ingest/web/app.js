@@ -3,11 +3,10 @@
 
 import { Api, ApiError } from "./api.js";
 import * as fmt from "./format.js";
-import { LiveStreams } from "./live.js";
+import { OwnerStream } from "./live.js";
 
 const KEY_STORAGE = "prsnl.apiKey";
 const PAGE_SIZE = 20;
-const LIST_STREAMS = 6;
 const MAX_LINKS = 50;
 const LINK_REFRESH_MARGIN_MS = 60_000;
 const USAGE_DELAY_MS = 500;
@@ -26,10 +25,11 @@ const state = {
   linkTimer: 0,
   usageTimer: 0,
   lastRecovery: 0,
+  events: 0, // events heard so far
+  heard: new Map(), // id -> number of the last event heard of the item
 };
 
-const listStreams = new LiveStreams(LIST_STREAMS, onItemEvent, onStreamError);
-const pageStream = new LiveStreams(1, onItemEvent, onStreamError);
+const live = new OwnerStream(onItemEvent, onListening, onStreamError);
 
 // --- errors ------------------------------------------------------------------------------
 
@@ -49,13 +49,9 @@ function report(error, where) {
   where.textContent = describe(error);
 }
 
-function onStreamError(id, error) {
+function onStreamError(error) {
   if (error instanceof ApiError && error.status === 401) {
     report(error, $("list-error"));
-    return false;
-  }
-  if (error instanceof ApiError && error.status === 404) {
-    itemGone(id);
     return false;
   }
   return true; // network trouble or too many streams: try again later
@@ -84,13 +80,15 @@ async function signIn(event) {
   localStorage.setItem(KEY_STORAGE, key);
   $("api-key").value = "";
   state.api = api;
+  live.start(api);
   route();
 }
 
 function signOut(message = "") {
   localStorage.removeItem(KEY_STORAGE);
   state.api = null;
-  listStreams.clear();
+  live.stop();
+  state.heard.clear();
   leaveItemPage();
   state.cards.clear();
   state.listLoaded = false;
@@ -132,16 +130,20 @@ async function loadList(reset) {
   more.disabled = true;
   $("list-error").textContent = "";
   if (reset) {
-    listStreams.clear();
     state.cards.clear();
     state.cursor = null;
     $("items").replaceChildren();
   }
   try {
+    const asked = state.events;
     const page = await state.api.items({ ...state.filters, cursor: state.cursor, limit: PAGE_SIZE });
     state.listLoaded = true;
     if (reset) loadUsage();
-    for (const item of page.items) if (!state.cards.has(item.id)) addCard(item, false);
+    for (const item of page.items) {
+      if (state.cards.has(item.id)) continue;
+      addCard(item, false);
+      if (heardSince(item.id, asked)) refresh(item.id);
+    }
     state.cursor = page.next_cursor;
   } catch (error) {
     report(error, $("list-error"));
@@ -242,15 +244,12 @@ function itemChanged(item) {
   if (card) {
     card.item = item;
     renderCard(card.element, item);
-    if (fmt.ACTIVE.has(item.status) || item.requested_profile) listStreams.watch(state.api, item.id);
-    else listStreams.drop(item.id);
   }
   if (state.shown?.id === item.id) renderItemPage(item);
 }
 
 function itemGone(id) {
   loadUsageSoon();
-  listStreams.drop(id);
   const card = state.cards.get(id);
   if (card) {
     card.element.remove();
@@ -271,17 +270,44 @@ async function refresh(id) {
   }
 }
 
+/** Did an event of `id` arrive after event number `mark`? Then an answer read since may be old. */
+function heardSince(id, mark) {
+  return (state.heard.get(id) ?? 0) > mark;
+}
+
+/** Back on the stream after a gap: what is in flight may have moved on meanwhile. */
+function onListening() {
+  const shown = state.shown ? [state.shown] : [];
+  const cards = [...state.cards.values()].map((card) => card.item);
+  for (const item of new Set([...shown, ...cards])) {
+    if (fmt.ACTIVE.has(item.status) || item.requested_profile) refresh(item.id);
+  }
+}
+
+/** An item saved elsewhere (another tab, the CLI, the bot) joins the list when it fits. */
+async function addNew(id) {
+  const { q, status } = state.filters;
+  if (!state.listLoaded || q) return;
+  try {
+    const item = await state.api.item(id);
+    if (!state.cards.has(id) && (!status || item.status === status)) addCard(item, true);
+  } catch {
+    // gone again already, or the server away: the list stays as it is
+  }
+}
+
 function onItemEvent(id, name, data) {
+  state.events += 1;
+  state.heard.set(id, state.events);
   if (name === "deleted") {
     itemGone(id);
     return;
   }
-  if (name === "item") {
-    itemChanged(data);
+  const known = knownItem(id);
+  if (!known) {
+    if (name === "created") addNew(id);
     return;
   }
-  const known = knownItem(id);
-  if (!known) return;
   const next = { ...known, status: data.status ?? known.status };
   if (name === "progress") next.progress = data.progress;
   if (name === "retry") next.retry = data.retry;
@@ -385,10 +411,11 @@ async function openItemPage(id) {
   }
   $("item-error").textContent = "";
   try {
+    const asked = state.events;
     const item = await state.api.item(id);
     state.shown = item;
     renderItemPage(item);
-    pageStream.watch(state.api, id);
+    if (heardSince(id, asked)) refresh(id);
   } catch (error) {
     $("item-title").textContent = "Video not available";
     report(error, $("item-error"));
@@ -397,7 +424,6 @@ async function openItemPage(id) {
 }
 
 function leaveItemPage() {
-  pageStream.clear();
   clearTimeout(state.linkTimer);
   state.shown = null;
   state.playerSource = "";
@@ -593,7 +619,10 @@ function start() {
   $("player").addEventListener("error", onPlayerError);
   window.addEventListener("hashchange", route);
   const key = localStorage.getItem(KEY_STORAGE);
-  if (key) state.api = new Api(key);
+  if (key) {
+    state.api = new Api(key);
+    live.start(state.api);
+  }
   route();
 }
 

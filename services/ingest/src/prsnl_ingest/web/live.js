@@ -1,7 +1,10 @@
-// Live event streams of several items at once, at most `limit` open (the gateway caps the
-// streams of an owner); the others wait for a free slot. A dropped stream reconnects.
+// The caller's one live stream (GET /api/v1/items/events): every change of every item of the
+// owner on one connection, however many items are in flight. A dropped stream reconnects with
+// backoff; each connection begins with `listening`, after which the page re-reads what it may
+// have missed while it was away.
 
 const BACKOFF_MS = [500, 1000, 2000, 5000, 10000];
+const OWNER_EVENTS = "/api/v1/items/events";
 
 function pause(ms, signal) {
   return new Promise((resolve) => {
@@ -13,67 +16,49 @@ function pause(ms, signal) {
   });
 }
 
-export class LiveStreams {
+export class OwnerStream {
   /**
-   * @param {number} limit streams open at once
    * @param {(id: string, name: string, data: object) => void} onEvent each event of an item
-   * @param {(id: string, error: Error) => boolean} onError true to keep trying, false to stop
+   * @param {() => void} onListening the stream is (again) subscribed
+   * @param {(error: Error) => boolean} onError true to keep trying, false to stop
    */
-  constructor(limit, onEvent, onError) {
-    this.limit = limit;
+  constructor(onEvent, onListening, onError) {
     this.onEvent = onEvent;
+    this.onListening = onListening;
     this.onError = onError;
-    this.open = new Map();
-    this.waiting = [];
-    this.api = null;
+    this.controller = null;
   }
 
-  watch(api, id) {
-    this.api = api;
-    if (this.open.has(id) || this.waiting.includes(id)) return;
-    this.waiting.push(id);
-    this.pump();
+  start(api) {
+    this.stop();
+    this.controller = new AbortController();
+    this.follow(api, this.controller.signal);
   }
 
-  drop(id) {
-    this.waiting = this.waiting.filter((other) => other !== id);
-    const controller = this.open.get(id);
-    if (!controller) return;
-    this.open.delete(id);
-    controller.abort();
-    this.pump();
+  stop() {
+    this.controller?.abort();
+    this.controller = null;
   }
 
-  clear() {
-    this.waiting = [];
-    for (const id of [...this.open.keys()]) this.drop(id);
-  }
-
-  pump() {
-    while (this.open.size < this.limit && this.waiting.length) {
-      const id = this.waiting.shift();
-      const controller = new AbortController();
-      this.open.set(id, controller);
-      this.follow(id, controller.signal);
-    }
-  }
-
-  async follow(id, signal) {
+  async follow(api, signal) {
     let failures = 0;
+    const dispatch = (name, data) => {
+      if (name !== "listening") {
+        this.onEvent(data.item_id, name, data);
+        return;
+      }
+      failures = 0;
+      this.onListening();
+    };
     while (!signal.aborted) {
       try {
-        await this.api.events(id, (name, data) => this.onEvent(id, name, data), signal);
-        failures = 0;
+        await api.events(OWNER_EVENTS, dispatch, signal);
       } catch (error) {
-        if (signal.aborted || !this.onError(id, error)) break;
+        if (signal.aborted || !this.onError(error)) return;
         failures += 1;
       }
-      if (signal.aborted) break;
+      if (signal.aborted) return;
       await pause(BACKOFF_MS[Math.min(failures, BACKOFF_MS.length - 1)], signal);
-    }
-    if (this.open.get(id)?.signal === signal) {
-      this.open.delete(id);
-      this.pump();
     }
   }
 }
