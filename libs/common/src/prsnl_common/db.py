@@ -20,12 +20,22 @@ COMMAND_TIMEOUT = 30.0  # seconds; no statement of ours should come near it
 
 
 async def create_pool(
-    dsn: str, *, min_size: int = 1, max_size: int = 10, command_timeout: float = COMMAND_TIMEOUT
+    dsn: str,
+    *,
+    min_size: int = 1,
+    max_size: int = 10,
+    command_timeout: float = COMMAND_TIMEOUT,
+    session_state: bool = True,
 ) -> asyncpg.Pool:
     """A pool with the JSON codecs the services expect and a time limit on every command.
 
     A database that stops answering fails a request or a relay round with
     TimeoutError (answered 503 at the edge) instead of hanging it forever.
+
+    ``session_state=False`` is for callers that never leave session state on a
+    pooled connection (no LISTEN, no session advisory lock, no SET, no cursor
+    outside a transaction): a released connection then skips asyncpg's reset
+    query, a round trip per checkout. An open transaction is still rolled back.
     """
 
     async def init(connection: asyncpg.Connection) -> None:
@@ -37,10 +47,19 @@ async def create_pool(
             )
 
     pool = await asyncpg.create_pool(
-        dsn, min_size=min_size, max_size=max_size, init=init, command_timeout=command_timeout
+        dsn,
+        min_size=min_size,
+        max_size=max_size,
+        init=init,
+        command_timeout=command_timeout,
+        reset=None if session_state else _no_session_state,
     )
     assert pool is not None
     return pool
+
+
+async def _no_session_state(_connection: asyncpg.Connection) -> None:
+    """Nothing to reset: asyncpg has already ended any transaction left open."""
 
 
 async def migrate(dsn: str, directory: Path) -> list[str]:

@@ -88,7 +88,10 @@ def create_app(
         await ensure_database(common.database_url)
         await migrate(common.database_url, MIGRATIONS)
         instrument_asyncpg()
-        pool = await create_pool(common.database_url, max_size=settings.pool_size)
+        # The gateway LISTENs and locks on connections of its own, never on pooled ones.
+        pool = await create_pool(
+            common.database_url, max_size=settings.pool_size, session_state=False
+        )
         broker = create_broker(common, middlewares=broker_middlewares(SERVICE))
         topology = Topology(common)
         subscribe_catalog(broker, topology, pool, settings.progress_interval_seconds)
@@ -160,7 +163,10 @@ def create_app(
         logging_config=None,
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         middleware=[
-            OpenTelemetryConfig(tracer_provider=tracer_provider).middleware,
+            # A span per request, not three more per response part (each SSE message).
+            OpenTelemetryConfig(
+                tracer_provider=tracer_provider, exclude_spans=["receive", "send"]
+            ).middleware,
             PrometheusConfig(app_name="prsnl_ingest", group_path=True).middleware,
         ],
         openapi_config=OpenAPIConfig(

@@ -282,7 +282,7 @@ async def _item_for_media(
 ) -> tuple[asyncpg.Record, uuid.UUID]:
     """The item and its owner, known from the Bearer key or from the signed link's key."""
     if grant is None:
-        owner_id = await provide_owner(request, request.app.state)
+        owner_id = await provide_owner(request, request.app.state.gateway)
     else:
         owner_id = await owner_of_link(gateway, grant)
     return await catalog.get_item(gateway.pool, owner_id, item_id), owner_id
