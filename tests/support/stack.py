@@ -114,16 +114,39 @@ class Stack:
         deadline = time.monotonic() + timeout
         url = base_url or self.base_url
         while time.monotonic() < deadline:
-            for service, processes in self.processes.items():
-                for process in processes:
-                    if process.poll() is not None:
-                        raise RuntimeError(f"{service} exited early:\n{self.logs(service)[-4000:]}")
+            self._check_alive()
             with contextlib.suppress(httpx.HTTPError):
                 if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    # Workers declare their queues at start; give them a moment to consume.
                     return
             time.sleep(0.3)
         raise RuntimeError(f"ingest not ready:\n{self.logs('ingest')[-4000:]}")
+
+    def wait_consumers(self, services: list[str], timeout: float = 60) -> None:
+        """Wait until every stage queue of ``services`` has a consumer (each worker is up)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            waiting = [
+                name
+                for name, count in queue_consumers(self.namespace).items()
+                if name.split(".")[1] in services and not name.endswith(".dlq") and not count
+            ]
+            if not waiting and self._declared(services):
+                return
+            self._check_alive()
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"queues without a consumer after {timeout:g} s: {waiting}")
+            time.sleep(0.2)
+
+    def _declared(self, services: list[str]) -> bool:
+        """Every service has declared at least one queue of its own."""
+        owners = {name.split(".")[1] for name in queue_consumers(self.namespace)}
+        return set(services) <= owners
+
+    def _check_alive(self) -> None:
+        for service, processes in self.processes.items():
+            for process in processes:
+                if process.poll() is not None:
+                    raise RuntimeError(f"{service} exited early:\n{self.logs(service)[-4000:]}")
 
     def create_key(self, owner: str) -> str:
         result = subprocess.run(
@@ -236,12 +259,28 @@ def running_stack(
         stack.start("downloader", downloaders)
         stack.start("transcoder", transcoders)
         stack.start("storage-janitor")
-        time.sleep(1.5)
+        stack.wait_consumers(["downloader", "transcoder", "storage-janitor"])
         yield stack
     finally:
         stack.stop_all()
         asyncio.run(remove_namespace(env["PRSNL_NAMESPACE"]))
         asyncio.run(drop_database(env["PRSNL_DATABASE_URL"]))
+
+
+def queue_consumers(namespace: str) -> dict[str, int]:
+    """Consumers per queue of ``namespace`` in the shared RabbitMQ."""
+    result = subprocess.run(
+        ["rabbitmqctl", "-q", "list_queues", "name", "consumers"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    counts: dict[str, int] = {}
+    for line in result.stdout.splitlines():
+        name, _, count = line.rpartition("\t")
+        if name.startswith(f"{namespace}.") and count.isdigit():
+            counts[name] = int(count)
+    return counts
 
 
 def _rabbit_names(kind: str) -> list[str]:
