@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from prsnl_common.consumer import Job
-from prsnl_common.errors import PermanentError
+from prsnl_common.errors import PermanentError, TransientError
 from prsnl_common.events import (
     CaptureOptions,
     Event,
@@ -154,3 +154,52 @@ async def test_bad_input_fails_with_a_code_and_leaves_nothing(
     leftovers = [p.name for p in (tmp_path / "items" / str(item_id)).glob("*")]
     assert leftovers == (["original.mp4"] if name else [])
     assert list((tmp_path / "tmp").iterdir()) == []
+
+
+class _DiskFreedAfter(LocalMediaStore):
+    """A media store whose disk reports nearly full for the first ``low`` looks."""
+
+    def __init__(self, root: Path, low: int) -> None:
+        super().__init__(root)
+        self.looks = 0
+        self.low = low
+
+    def free_bytes(self) -> int:
+        self.looks += 1
+        return 0 if self.looks <= self.low else super().free_bytes()
+
+
+async def test_a_delivered_job_waits_for_disk_and_then_runs(
+    tmp_path: Path, sources: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("prsnl_common.diskguard.DISK_POLL_SECONDS", 0.01)
+    store = _DiskFreedAfter(tmp_path, low=3)
+    item_id, key = stored_original(store, sources / "h264.mp4")
+    published = await run(store, VideoDownloaded(item_id=item_id, original_key=key, size=1))
+    assert store.looks == 4  # three looks at a full disk, then it had room
+    assert isinstance(published[-1], VideoTranscoded)
+
+
+async def test_a_job_that_never_finds_disk_fails_transiently_and_leaves_nothing(
+    tmp_path: Path, sources: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("prsnl_common.diskguard.DISK_POLL_SECONDS", 0.01)
+    store = _DiskFreedAfter(tmp_path, low=10**9)
+    item_id, key = stored_original(store, sources / "h264.mp4")
+    event = VideoDownloaded(item_id=item_id, original_key=key, size=1)
+    published = Published()
+    settings = TranscoderSettings(min_free_disk_mb=1, disk_wait_seconds=0.1)
+    with pytest.raises(TransientError) as failure:
+        await process_video(event, Job(event, 1, 3, published), store=store, settings=settings)
+    assert failure.value.code == "insufficient_disk"
+    assert "processing jobs wait" in failure.value.message
+    assert published == []
+    assert [p.name for p in (tmp_path / "items" / str(item_id)).iterdir()] == [Path(key).name]
+    assert list((tmp_path / "tmp").iterdir()) == []
+
+
+def test_the_disk_wait_gets_what_the_job_limit_leaves_of_the_consumer_timeout() -> None:
+    # 1800 s consumer timeout - 30 s to store and publish - the job's own limit.
+    assert TranscoderSettings(job_timeout_seconds=1500).disk_wait_limit_seconds == 270
+    assert TranscoderSettings(disk_wait_seconds=5).disk_wait_limit_seconds == 5
+    assert TranscoderSettings(job_timeout_seconds=1799).disk_wait_limit_seconds == 1

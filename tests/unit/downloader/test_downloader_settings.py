@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from prsnl_downloader.settings import BROKER_CONSUMER_TIMEOUT, DownloaderSettings
+from prsnl_common.settings import BROKER_CONSUMER_TIMEOUT
+from prsnl_downloader.settings import DownloaderSettings
 
 
 @pytest.fixture(autouse=True)
@@ -110,3 +111,13 @@ def test_settings_are_frozen() -> None:
     settings = DownloaderSettings()
     with pytest.raises(ValidationError):
         settings.concurrency = 8  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("timeout", "wait"), [(1500, 150.0), (1600, 50.0), (1700, 1.0), (1000, 650.0)]
+)
+def test_waiting_for_disk_gets_what_the_limit_and_the_process_wait_leave(
+    timeout: float, wait: float
+) -> None:
+    # 1800 s consumer timeout - 30 s to store and publish - the job - the process wait.
+    assert DownloaderSettings(job_timeout_seconds=timeout).disk_wait_limit_seconds == wait

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import shutil
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from typing import Any
 from faststream.rabbit import RabbitBroker
 from prometheus_client import Gauge
 
+from prsnl_common.errors import TransientError
 from prsnl_common.liveness import ConsumerWatch
 from prsnl_common.tasks import cancel_and_wait
 
@@ -32,6 +34,30 @@ PAUSED = Gauge(
 FREE = Gauge(
     "prsnl_low_disk_free_bytes", "Free bytes of the media store seen by the worker", ["service"]
 )
+
+
+DISK_POLL_SECONDS = 2.0
+
+
+async def wait_for_disk(
+    free_bytes: Callable[[], int], min_free: int, limit: float, *, jobs: str
+) -> None:
+    """Wait, the message unacknowledged, until the media store has ``min_free`` bytes free.
+
+    For the job already delivered when the disk fills (the consumer pause stops the
+    next ones). Only past ``limit`` — with the job's own time limit, inside RabbitMQ's
+    consumer timeout — does the job fail transiently and go back through the retry path.
+    ``jobs`` names what waits, for the error message ("downloads").
+    """
+    deadline = time.monotonic() + limit
+    while (free := free_bytes()) < min_free:
+        if time.monotonic() > deadline:
+            raise TransientError(
+                "insufficient_disk",
+                f"Only {format_size(free)} free in the media store; {jobs} wait until "
+                f"{format_size(min_free)} are free.",
+            )
+        await asyncio.sleep(DISK_POLL_SECONDS)
 
 
 def format_size(size: float) -> str:

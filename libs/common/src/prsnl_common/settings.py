@@ -31,6 +31,20 @@ def below_consumer_timeout(seconds: float) -> float:
     return seconds
 
 
+PUBLISH_MARGIN = 30  # seconds kept for storing and publishing after a job's work
+
+
+def waiting_budget(wanted: float, job_seconds: float, *other_waits: float) -> float:
+    """How long a job may wait before its work: ``wanted``, cut to what the timeout leaves.
+
+    Waiting, the work (at most ``job_seconds``), storing and publishing all happen
+    before the message is acknowledged, so together they must end within RabbitMQ's
+    consumer timeout; ``other_waits`` are the job's other waits. At least one second.
+    """
+    left = BROKER_CONSUMER_TIMEOUT - PUBLISH_MARGIN - job_seconds - sum(other_waits)
+    return max(1.0, min(wanted, left))
+
+
 class CommonSettings(BaseSettings):
     """Connections, names and policies every service must agree on."""
 

@@ -12,7 +12,8 @@ from collections.abc import Awaitable, Callable, Iterable
 from opentelemetry import trace
 
 from prsnl_common.consumer import Job
-from prsnl_common.errors import PermanentError, PipelineError, TransientError
+from prsnl_common.diskguard import wait_for_disk
+from prsnl_common.errors import PermanentError, PipelineError
 from prsnl_common.events import (
     Event,
     SourceInfo,
@@ -32,7 +33,6 @@ from prsnl_downloader.settings import DownloaderSettings
 PROGRESS_FLUSH_SECONDS = 5.0
 
 logger = logging.getLogger(__name__)
-DISK_POLL_SECONDS = 2.0
 tracer = trace.get_tracer(__name__)
 
 
@@ -60,7 +60,12 @@ async def download_video(
     stored_size = 0
     try:
         validate_source(event.url, common.allow_rules)
-        await wait_for_disk(store, settings.min_free_bytes, settings.disk_wait_seconds)
+        await wait_for_disk(
+            store.free_bytes,
+            settings.min_free_bytes,
+            settings.disk_wait_limit_seconds,
+            jobs="downloads",
+        )
         # Per delivery: two deliveries of one message (a replay, a redelivery) never
         # share, or wipe, each other's files.
         scratch = f"download-{event.item_id}-{uuid.uuid4().hex[:12]}"
@@ -110,23 +115,6 @@ async def download_video(
         raise
     finally:
         record_download(event.platform, outcome, time.monotonic() - started, stored_size)
-
-
-async def wait_for_disk(store: LocalMediaStore, min_free: int, limit: float) -> None:
-    """Wait (the message unacknowledged, the consumer paused) until the disk has room again.
-
-    Only past ``limit``, well inside RabbitMQ's consumer timeout, does the job fail
-    transiently and go back through the retry path.
-    """
-    deadline = time.monotonic() + limit
-    while (free := store.free_bytes()) < min_free:
-        if time.monotonic() > deadline:
-            raise TransientError(
-                "insufficient_disk",
-                f"Only {format_bytes(free)} free in the media store; downloads wait until "
-                f"{format_bytes(min_free)} are free.",
-            )
-        await asyncio.sleep(DISK_POLL_SECONDS)
 
 
 def byte_cap(event: UrlCaptured, settings: DownloaderSettings) -> int:

@@ -7,10 +7,9 @@ from pathlib import Path
 from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from prsnl_common.settings import BROKER_CONSUMER_TIMEOUT, below_consumer_timeout
+from prsnl_common.settings import below_consumer_timeout, waiting_budget
 
 # Storing the file and publishing its event also happen before the ack.
-STORE_AND_PUBLISH_MARGIN = 30
 MAX_ACQUIRE_SECONDS = 120.0
 MIB = 1024 * 1024
 
@@ -56,8 +55,9 @@ class DownloaderSettings(BaseSettings):
     disk_wait_seconds: float = Field(
         default=1200,
         ge=0,
-        description="A job that finds too little free disk waits this long for space before "
-        "it fails as insufficient_disk (and is retried); below the broker's consumer timeout",
+        description="A job that finds too little free disk waits up to this long for space "
+        "before it fails as insufficient_disk (and is retried); cut to what the broker's "
+        "consumer timeout leaves after the job's own limit",
     )
     socket_timeout_seconds: float = Field(
         default=20, gt=0, description="yt-dlp's socket timeout for unresponsive hosts"
@@ -109,5 +109,11 @@ class DownloaderSettings(BaseSettings):
         consumer timeout. With as many jobs as processes a job only waits for a
         replacement that is starting up, which takes seconds.
         """
-        left = BROKER_CONSUMER_TIMEOUT - STORE_AND_PUBLISH_MARGIN - self.job_timeout_seconds
-        return max(1.0, min(MAX_ACQUIRE_SECONDS, left))
+        return waiting_budget(MAX_ACQUIRE_SECONDS, self.job_timeout_seconds)
+
+    @property
+    def disk_wait_limit_seconds(self) -> float:
+        """How long a job waits for disk: what the limit, the process wait and the timeout leave."""
+        return waiting_budget(
+            self.disk_wait_seconds, self.job_timeout_seconds, self.acquire_timeout_seconds
+        )

@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> None:
         common,
         make_setup(settings, common),
         metrics_port=settings.metrics_port,
-        min_free_bytes=lambda: settings.min_free_disk_mb * 1024 * 1024,
+        min_free_bytes=lambda: settings.min_free_bytes,
     )
 
 

@@ -12,6 +12,7 @@ from dataclasses import replace
 from opentelemetry import trace
 
 from prsnl_common.consumer import Job
+from prsnl_common.diskguard import wait_for_disk
 from prsnl_common.errors import PermanentError, PipelineError, TransientError
 from prsnl_common.events import (
     CaptureOptions,
@@ -98,6 +99,12 @@ async def process_video(
     source = store.path(event.original_key)
     if not source.is_file():
         raise PermanentError("source_missing", f"{event.original_key} is not in the media store")
+    await wait_for_disk(
+        store.free_bytes,
+        settings.min_free_bytes,
+        settings.disk_wait_limit_seconds,
+        jobs="processing jobs",
+    )
 
     started = time.monotonic()
     # One limit for the whole job (probe, produce, probe, thumbnails), below the broker's

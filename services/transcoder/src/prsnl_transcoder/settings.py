@@ -1,9 +1,11 @@
 """Settings of the transcoder, from ``PRSNL_TRANSCODER_*`` variables."""
 
+from __future__ import annotations
+
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from prsnl_common.settings import below_consumer_timeout
+from prsnl_common.settings import below_consumer_timeout, waiting_budget
 
 
 class TranscoderSettings(BaseSettings):
@@ -30,11 +32,27 @@ class TranscoderSettings(BaseSettings):
         description="Below this much free disk (MiB) in the media store the transcoder takes "
         "no new jobs; they wait in their queues until space returns",
     )
+    disk_wait_seconds: float = Field(
+        default=1200,
+        ge=0,
+        description="A delivered job that finds too little free disk waits up to this long for "
+        "space before it fails as insufficient_disk (and is retried); cut to what the broker's "
+        "consumer timeout leaves after the job's own limit",
+    )
 
     @field_validator("job_timeout_seconds")
     @classmethod
     def _below_consumer_timeout(cls, value: float) -> float:
         return below_consumer_timeout(value)
+
+    @property
+    def min_free_bytes(self) -> int:
+        return self.min_free_disk_mb * 1024 * 1024
+
+    @property
+    def disk_wait_limit_seconds(self) -> float:
+        """How long a job waits for disk: what its limit leaves of the consumer timeout."""
+        return waiting_budget(self.disk_wait_seconds, self.job_timeout_seconds)
 
     @field_validator("thumbnail_widths")
     @classmethod
