@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 
@@ -10,7 +11,9 @@ import asyncpg
 import pytest
 from litestar.testing import AsyncTestClient
 
+from prsnl_common.errors import PermanentError
 from prsnl_common.events import (
+    CaptureOptions,
     ItemFailed,
     MediaMetadata,
     RetryScheduled,
@@ -20,6 +23,7 @@ from prsnl_common.events import (
     VideoTranscoded,
     utcnow,
 )
+from prsnl_common.platforms import classify
 from prsnl_common.settings import CommonSettings
 from prsnl_ingest import catalog
 from prsnl_ingest.lifecycle import DEAD_LETTERED
@@ -68,6 +72,74 @@ async def test_platform_spellings_are_one_item_per_owner(
         assert await new_item(pool, owner_id, twin) == first
     x = await new_item(pool, owner_id, "https://twitter.com/someone/status/1234567890")
     assert await new_item(pool, owner_id, "https://x.com/other/status/1234567890?s=20") == x
+
+
+def new_capture(owner_id: uuid.UUID, url: str) -> catalog.NewCapture:
+    classified = classify(url)
+    return catalog.NewCapture(
+        owner_id=owner_id,
+        url=url,
+        normalized_url=classified.normalized_url,
+        platform=classified.platform,
+        platform_video_id=classified.video_id,
+        source="api",
+        options=CaptureOptions(),
+    )
+
+
+async def test_racing_twin_captures_make_one_item(
+    pool: asyncpg.Pool, owner: tuple[uuid.UUID, dict[str, str]]
+) -> None:
+    owner_id, _ = owner
+    spellings = ["https://youtu.be/aaaaaaaaaaa", "https://www.youtube.com/watch?v=aaaaaaaaaaa"]
+    outcomes = await asyncio.gather(
+        *(catalog.capture(pool, new_capture(owner_id, spellings[i % 2])) for i in range(12))
+    )
+    assert len({o.item["id"] for o in outcomes}) == 1
+    assert sum(o.created for o in outcomes) == 1
+
+
+async def test_a_twin_is_returned_when_the_capture_is_refused(
+    pool: asyncpg.Pool, owner: tuple[uuid.UUID, dict[str, str]]
+) -> None:
+    owner_id, _ = owner
+    first = await new_item(pool, owner_id, "https://youtu.be/bbbbbbbbbbb")
+
+    async def refuse(_connection: object) -> None:
+        raise PermanentError("quota_exceeded", "over")
+
+    again = await catalog.capture(
+        pool, new_capture(owner_id, "https://youtu.be/bbbbbbbbbbb"), refuse
+    )
+    assert (again.item["id"], again.created) == (first, False)
+    with pytest.raises(PermanentError):
+        await catalog.capture(pool, new_capture(owner_id, "https://youtu.be/ccccccccccc"), refuse)
+    assert await pool.fetchval("SELECT count(*) FROM items WHERE owner_id = $1", owner_id) == 1
+
+
+async def test_a_new_item_is_announced_on_commit(
+    pool: asyncpg.Pool, owner: tuple[uuid.UUID, dict[str, str]], gateway_env: CommonSettings
+) -> None:
+    owner_id, _ = owner
+    heard: list[dict[str, object]] = []
+    listener = await asyncpg.connect(gateway_env.database_url)
+    try:
+        await listener.add_listener(
+            catalog.ITEMS_CHANNEL, lambda *args: heard.append(json.loads(args[3]))
+        )
+        item_id = await new_item(pool, owner_id, "https://youtu.be/ddddddddddd")
+        await wait_until(lambda: bool(heard), what="the created notification")
+    finally:
+        await listener.close()
+    assert heard == [
+        {
+            "item_id": str(item_id),
+            "owner_id": str(owner_id),
+            "kind": "created",
+            "status": "pending",
+            "run": 1,
+        }
+    ]
 
 
 async def test_events_move_an_item_forward_only(

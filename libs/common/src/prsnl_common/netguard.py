@@ -189,6 +189,11 @@ def default_port(parts: SplitResult) -> int:
 
 
 async def system_resolver(host: str, port: int) -> Sequence[str]:
+    """The addresses of ``host``; an address literal is itself (no trip to a resolver thread)."""
+    try:
+        return [str(ipaddress.ip_address(host))]
+    except ValueError:
+        pass  # a name, or a form only getaddrinfo reads (127.1, 2130706433): resolved below
     loop = asyncio.get_running_loop()
     try:
         infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)

@@ -94,10 +94,7 @@ def setup_tracing(service: str) -> TracerProvider:
     if isinstance(current, TracerProvider):
         return current
     resource = Resource.create({"service.name": service})
-    # Reading OTEL_* here is the OpenTelemetry convention, not service configuration.
-    if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or os.environ.get(
-        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
-    ):
+    if tracing_exported():
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
         from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
@@ -182,7 +179,23 @@ def serve_metrics(
     return True
 
 
+def tracing_exported() -> bool:
+    """Whether spans go anywhere: an OTLP endpoint is configured."""
+    # Reading OTEL_* here is the OpenTelemetry convention, not service configuration.
+    return bool(
+        os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+        or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+    )
+
+
 def instrument_asyncpg() -> None:
+    """A span per query, when spans are exported: without an exporter they would only cost.
+
+    A query span is a leaf (nothing propagates from it), so leaving it out when
+    nothing records spans loses no trace context.
+    """
+    if not tracing_exported():
+        return
     from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
 
     instrumentor = AsyncPGInstrumentor()  # type: ignore[no-untyped-call]

@@ -22,6 +22,7 @@ from typing import Any
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
+from prsnl_common.errors import PipelineError
 from prsnl_common.events import (
     CaptureOptions,
     Event,
@@ -220,46 +221,80 @@ async def _notify(
     await connection.execute("SELECT pg_notify($1, $2)", ITEMS_CHANNEL, payload)
 
 
+# The new item and, on commit, its "created" notification, in one round trip. A twin
+# (either unique index) inserts nothing and returns no row.
+_INSERT_CAPTURE = """
+WITH item AS (
+    INSERT INTO items (id, owner_id, url, normalized_url, platform, platform_video_id,
+                       source, options, reply_to)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+    ON CONFLICT DO NOTHING
+    RETURNING *
+)
+SELECT item.*, pg_notify($10, json_build_object(
+    'item_id', item.id, 'owner_id', item.owner_id, 'kind', 'created',
+    'status', item.status, 'run', item.run)::text) AS notified
+FROM item
+"""
+
+
+class _Twin(Exception):
+    """The owner already has this video: nothing was inserted."""
+
+
 async def capture(
     pool: asyncpg.Pool, new: NewCapture, admit: Admit | None = None
 ) -> CaptureOutcome:
     """Create a pending item and its ``url.captured`` in one transaction, or return the twin.
 
     The same normalised URL, or the same platform video id, of the same owner is
-    the same item (C5). A race between two identical captures is settled by the
-    unique indexes: the loser returns the winner's item.
+    the same item (C5), settled by the unique indexes: a capture that inserts
+    nothing, racing or not, returns the item that is there. A twin is returned
+    even when ``admit`` refuses (over quota): it stores nothing new.
     """
-    existing = await _find_duplicate(pool, new)
-    if existing is not None:
-        return CaptureOutcome(existing, created=False)
-    item_id = new_event_id()
-    try:
-        async with pool.acquire() as connection, connection.transaction():
-            if admit is not None:
-                await admit(connection)
-            item = await connection.fetchrow(
-                "INSERT INTO items (id, owner_id, url, normalized_url, platform, "
-                "platform_video_id, source, options, reply_to) "
-                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING *",
-                item_id,
-                new.owner_id,
-                new.url,
-                new.normalized_url,
-                new.platform,
-                new.platform_video_id,
-                new.source,
-                new.options.model_dump(mode="json"),
-                new.reply_to.model_dump(mode="json") if new.reply_to else None,
-            )
-            assert item is not None
-            await enqueue(connection, url_captured(item, new.quota))
-            await _notify(connection, item, "created", status="pending", run=item["run"])
-    except asyncpg.UniqueViolationError:
-        existing = await _find_duplicate(pool, new)
-        if existing is None:
-            raise
-        return CaptureOutcome(existing, created=False)
-    return CaptureOutcome(item, created=True)
+    for _ in range(3):  # again only if the twin that stopped the insert was deleted since
+        try:
+            return CaptureOutcome(await _insert_capture(pool, new, admit), created=True)
+        except PipelineError:  # refused (over quota): a twin is still returned
+            existing = await _find_duplicate(pool, new)
+            if existing is None:
+                raise
+            return CaptureOutcome(existing, created=False)
+        except _Twin:
+            existing = await _find_duplicate(pool, new)
+            if existing is not None:
+                return CaptureOutcome(existing, created=False)
+    raise CatalogError(
+        "capture_conflict", "The same video was saved and deleted meanwhile; send it again."
+    )
+
+
+async def _insert_capture(
+    pool: asyncpg.Pool, new: NewCapture, admit: Admit | None
+) -> asyncpg.Record:
+    async with pool.acquire() as connection, connection.transaction():
+        if admit is not None:
+            await admit(connection)
+        item = await connection.fetchrow(
+            _INSERT_CAPTURE, new_event_id(), *_capture_row(new), ITEMS_CHANNEL
+        )
+        if item is None:
+            raise _Twin
+        await enqueue(connection, url_captured(item, new.quota))
+        return item
+
+
+def _capture_row(new: NewCapture) -> tuple[Any, ...]:
+    return (
+        new.owner_id,
+        new.url,
+        new.normalized_url,
+        new.platform,
+        new.platform_video_id,
+        new.source,
+        new.options.model_dump(mode="json"),
+        new.reply_to.model_dump(mode="json") if new.reply_to else None,
+    )
 
 
 @dataclass(frozen=True)

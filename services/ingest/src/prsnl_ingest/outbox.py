@@ -44,12 +44,14 @@ async def enqueue(connection: asyncpg.Connection | PoolConnectionProxy, event: E
     carrier: dict[str, str] = {}
     propagate.inject(carrier)
     await connection.execute(
-        "INSERT INTO outbox (routing_key, payload, headers) VALUES ($1, $2, $3)",
+        # The row and the relay's wake-up (sent on commit) in one round trip.
+        "WITH row AS (INSERT INTO outbox (routing_key, payload, headers) VALUES ($1, $2, $3)) "
+        "SELECT pg_notify($4, '')",
         event.routing_key,
         event.model_dump(mode="json"),
         carrier,
+        CHANNEL,
     )
-    await connection.execute("SELECT pg_notify($1, '')", CHANNEL)
 
 
 class OutboxRelay:

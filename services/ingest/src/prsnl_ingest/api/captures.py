@@ -35,7 +35,9 @@ class CaptureController(Controller):
         description="202 with the new pending item; 200 with the existing item when this "
         "owner already captured the same video. 422 problem with a code when the link is refused.",
         guards=[require_json],
-        responses=problem_responses(413, 415, 429, s429="rate_limited"),
+        responses=problem_responses(
+            409, 413, 415, 429, s409="capture_conflict", s429="rate_limited"
+        ),
     )
     async def create_capture(
         self,

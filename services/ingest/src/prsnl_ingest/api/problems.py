@@ -24,6 +24,7 @@ STATUS_OF_CODE = {
     "not_found": 404,
     "method_not_allowed": 405,
     "not_retryable": 409,
+    "capture_conflict": 409,
     "not_ready": 409,
     "payload_too_large": 413,
     "unsupported_media_type": 415,
