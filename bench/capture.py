@@ -169,26 +169,40 @@ def raw_baseline(url: str, workdir: Path, settings: TranscoderSettings | None = 
     copy/remux/transcode with the transcoder's own argument builders, ffprobe the output,
     and one thumbnail run for every configured width. ``workdir`` must be empty or absent.
     """
-    settings = settings or TranscoderSettings()
+    started = time.perf_counter()
+    run = raw_download(url, workdir)
+    raw_process(run, workdir, settings)
+    run.total_s = time.perf_counter() - started
+    return run
+
+
+def _step(run: RawRun, name: str, command: list[str], *, capture: bool = False) -> str:
+    """Run one tool of ``run``, adding its time to the step ``name``."""
+    run.commands.append(command)
+    begun = time.perf_counter()
+    out = _run(command, capture=capture)
+    run.steps[name] = run.steps.get(name, 0.0) + time.perf_counter() - begun
+    return out
+
+
+def raw_download(url: str, workdir: Path) -> RawRun:
+    """The download half of :func:`raw_baseline`: yt-dlp CLI into ``workdir/original.*``."""
     workdir.mkdir(parents=True, exist_ok=False)
     run = RawRun(url=url)
+    _step(run, "yt-dlp", [ytdlp_binary(), "--no-config", "-o", f"{workdir}/original.%(ext)s", url])
+    return run
 
-    def step(name: str, command: list[str], *, capture: bool = False) -> str:
-        run.commands.append(command)
-        begun = time.perf_counter()
-        out = _run(command, capture=capture)
-        run.steps[name] = run.steps.get(name, 0.0) + time.perf_counter() - begun
-        return out
 
-    started = time.perf_counter()
-    step("yt-dlp", [ytdlp_binary(), "--no-config", "-o", f"{workdir}/original.%(ext)s", url])
+def raw_process(run: RawRun, workdir: Path, settings: TranscoderSettings | None = None) -> None:
+    """The transcoder's half of :func:`raw_baseline` on the original ``raw_download`` left."""
+    settings = settings or TranscoderSettings()
     originals = sorted(workdir.glob("original.*"))
     if len(originals) != 1:
         raise RuntimeError(f"yt-dlp left {[p.name for p in originals]} in {workdir}")
     source = originals[0]
-
     probe = ProbeResult.from_ffprobe(
-        json.loads(step("2x ffprobe", probe_command(source), capture=True)), source.stat().st_size
+        json.loads(_step(run, "2x ffprobe", probe_command(source), capture=True)),
+        source.stat().st_size,
     )
     faststart = probe.is_mp4_family and media._has_faststart(source)
     plan = replace(
@@ -202,23 +216,28 @@ def raw_baseline(url: str, workdir: Path, settings: TranscoderSettings | None = 
         shutil.copyfile(source, output)
         run.steps["copy"] = time.perf_counter() - begun
     elif plan.action == "remuxed":
-        step("ffmpeg remux", media._remux_args(source, output, probe))
+        _step(run, "ffmpeg remux", media._remux_args(source, output, probe))
     else:
-        step("ffmpeg transcode", media._transcode_args(source, output, plan, probe))
-
+        _step(run, "ffmpeg transcode", media._transcode_args(source, output, plan, probe))
     result = ProbeResult.from_ffprobe(
-        json.loads(step("2x ffprobe", probe_command(output), capture=True)), output.stat().st_size
+        json.loads(_step(run, "2x ffprobe", probe_command(output), capture=True)),
+        output.stat().st_size,
     )
+    _raw_thumbnails(run, output, result, workdir, settings)
+
+
+def _raw_thumbnails(
+    run: RawRun, output: Path, result: ProbeResult, workdir: Path, settings: TranscoderSettings
+) -> None:
+    """One thumbnail run for every width, again from the start if the first frame was empty."""
     thumbs = {width: workdir / f"thumb-{width}.jpg" for width in settings.widths}
     at = thumbnail_time(result.duration)
     for seek in [at, 0.0] if at > 0 else [0.0]:
-        step(
+        _step(
+            run,
             "thumbnails",
             thumbnail_command(output, thumbs, at=seek, video_index=result.video_index),
         )
         if all(path.is_file() and path.stat().st_size > 0 for path in thumbs.values()):
-            break
-    else:
-        raise RuntimeError(f"no thumbnails for {output}")
-    run.total_s = time.perf_counter() - started
-    return run
+            return
+    raise RuntimeError(f"no thumbnails for {output}")

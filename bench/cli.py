@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from bench import environment
+from bench import environment, intake, memory, throughput
 from bench.capture import POLL_SECONDS, STEP_ORDER, PipelineRun, RawRun, capture_ready, raw_baseline
 from bench.nginx import nginx_binary, running_nginx
 from bench.report import (
@@ -33,8 +33,17 @@ from bench.report import (
 )
 from bench.wrk import WrkResult, range_script, run_wrk, wrk_binary, wrk_command
 
-SECTIONS = ("capture", "api", "stream")
+SECTIONS = ("capture", "api", "stream", "throughput", "intake")
+# The parallelism of the benchmark stack, which the raw side of the throughput row copies.
+DOWNLOADS_AT_ONCE = 2
+PROCESSES_AT_ONCE = 1
 REPO = Path(__file__).resolve().parent.parent
+# Captures are not rate limited here (the bench measures them); the parallelism is explicit.
+STACK_SETTINGS = {
+    "PRSNL_INGEST_CAPTURE_RATE_LIMIT": "1000000/minute",
+    "PRSNL_DOWNLOADER_CONCURRENCY": str(DOWNLOADS_AT_ONCE),
+    "PRSNL_TRANSCODER_CONCURRENCY": str(PROCESSES_AT_ONCE),
+}
 CACHE_DIR = REPO / "var" / "bench-cache"
 
 
@@ -114,6 +123,8 @@ class Options:
     api_seconds: int
     stream_seconds: int
     full_seconds: int
+    batch_jobs: int
+    intake_seconds: int
     json_path: Path | None
     cache_dir: Path
 
@@ -124,15 +135,18 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
         description=(
             "PRSNL Media benchmarks, each next to the raw tool doing the same work in the same "
             "run: capture->ready vs the yt-dlp CLI plus the transcoder's ffmpeg commands, GET "
-            "/api/v1/items/{id} under 32 connections (vs /healthz), and 1 MiB Range streaming "
-            "vs nginx serving the same file. Needs PostgreSQL, RabbitMQ, ffmpeg, wrk and nginx "
+            "/api/v1/items/{id} under 32 connections (vs /healthz), 1 MiB Range streaming "
+            "vs nginx serving the same file, a batch of captures at once vs the raw tools with "
+            "the same parallelism, capture intake vs raw asyncpg writes of the same rows, and "
+            "the memory of every service. Needs PostgreSQL, RabbitMQ, ffmpeg, wrk and nginx "
             "(make bench installs what is missing)."
         ),
     )
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="smoke run: 1 capture per clip and 3 s wrk runs instead of 3 captures and 10 s",
+        help="smoke run: 1 capture per clip, a batch of 8 and 3 s wrk runs instead of 3 "
+        "captures, a batch of 40 and 10 s",
     )
     parser.add_argument(
         "--only",
@@ -141,6 +155,11 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
         help=f"run only these sections (repeat or comma-separate): {', '.join(SECTIONS)}",
     )
     parser.add_argument("--runs", type=int, help="captures per clip (default 3, 1 with --quick)")
+    parser.add_argument(
+        "--batch",
+        type=int,
+        help="captures at once in the throughput row (default 40, 8 with --quick)",
+    )
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write the results here")
     parser.add_argument(
         "--cache-dir",
@@ -160,6 +179,9 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
     runs = args.runs if args.runs is not None else (1 if args.quick else 3)
     if runs < 1:
         parser.error("--runs must be at least 1")
+    batch = args.batch if args.batch is not None else (8 if args.quick else 40)
+    if batch < 1:
+        parser.error("--batch must be at least 1")
     return Options(
         runs=runs,
         quick=args.quick,
@@ -167,6 +189,8 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
         api_seconds=3 if args.quick else 10,
         stream_seconds=3 if args.quick else 10,
         full_seconds=2 if args.quick else 3,
+        batch_jobs=batch,
+        intake_seconds=3 if args.quick else 10,
         json_path=args.json.resolve() if args.json else None,
         cache_dir=args.cache_dir.resolve(),
     )
@@ -524,7 +548,7 @@ def run(options: Options) -> dict[str, Any]:
     from tests.support.stack import POSTGRES_URL, RABBITMQ_URL, running_stack
 
     wants = set(options.sections)
-    needs_wrk = bool(wants & {"api", "stream"})
+    needs_wrk = bool(wants & {"api", "stream", "intake"})
     wrk = wrk_binary() if needs_wrk else None
     nginx = nginx_binary() if "stream" in wants else None
     from bench.capture import ytdlp_binary
@@ -555,7 +579,9 @@ def run(options: Options) -> dict[str, Any]:
         made = {clip.name: pool.submit(clip.make, options.cache_dir) for clip in clips}
         note(f"generating clips (cached in {options.cache_dir}) and starting the stack")
         root = Path(stack_exit.enter_context(tempfile.TemporaryDirectory(prefix="prsnl-bench-")))
-        stack = stack_exit.enter_context(running_stack(root, downloaders=1, transcoders=1))
+        stack = stack_exit.enter_context(
+            running_stack(root, downloaders=1, transcoders=1, **STACK_SETTINGS)
+        )
         key = stack.create_key("bench")
         headers = {"Authorization": f"Bearer {key}"}
         client = stack_exit.enter_context(
@@ -574,6 +600,7 @@ def run(options: Options) -> dict[str, Any]:
         warm = capture_ready(client, warm_url)
         note(f"warm-up capture {warm.total_s:.2f} s -> item {warm.item_id}")
         results["warmup_pipeline_s"] = warm.total_s
+        moments = {"idle": memory.sample(stack.processes)}
         if "capture" in wants:
             warm_raw = raw_baseline(warm_url, scratch / "w")
             _remove_tree(scratch / "w")
@@ -616,6 +643,16 @@ def run(options: Options) -> dict[str, Any]:
         if "stream" in wants:
             assert wrk is not None
             results["stream"] = _measure_stream(stack, warm, key, headers, wrk, options)
+        if "throughput" in wants:
+            results["throughput"] = _measure_throughput(stack, server, scratch, options)
+            moments[f"after {options.batch_jobs} captures"] = memory.sample(stack.processes)
+        if "intake" in wants:
+            assert wrk is not None
+            results["intake"] = _measure_intake(stack, server, wrk, options)
+            moments["after intake"] = memory.sample(stack.processes)
+        emit(memory.memory_report(moments))
+        emit("")
+        results["memory"] = memory.memory_json(moments)
         note("stopping the stack")
     # After the stack, nginx and the temporary folders are gone: the whole run's cost.
     results["elapsed_s"] = time.monotonic() - _STARTED
@@ -723,6 +760,62 @@ def _measure_stream(
         )
         emit("")
     return out
+
+
+def _measure_throughput(stack: Any, server: Any, scratch: Path, options: Options) -> dict[str, Any]:
+    """Section 4: a batch of H.264 captures at once, then the raw tools on the same links."""
+    client = httpx.Client(
+        base_url=stack.base_url,
+        headers={"Authorization": f"Bearer {stack.create_key('bench-throughput')}"},
+        timeout=60,
+    )
+    links = [
+        server.url(f"/files/{H264.run_link(options.cache_dir, f'batch{index}')}")
+        for index in range(options.batch_jobs)
+    ]
+    with client:
+        note(f"throughput: {len(links)} captures at once")
+        ours = throughput.pipeline_batch(client, links)
+    note(f"throughput: pipeline {ours.all_s:.1f} s; now the raw tools")
+    raw = throughput.raw_batch(
+        links, scratch, downloads=DOWNLOADS_AT_ONCE, processes=PROCESSES_AT_ONCE
+    )
+    parallelism = {"downloads": DOWNLOADS_AT_ONCE, "processes": PROCESSES_AT_ONCE}
+    emit(throughput.throughput_report(H264.label, ours, raw, **parallelism))
+    emit("")
+    return throughput.throughput_json(ours, raw, **parallelism)
+
+
+def _measure_intake(stack: Any, server: Any, wrk: str, options: Options) -> dict[str, Any]:
+    """Section 5: wrk POSTing new links with the downloaders stopped, then raw asyncpg writes."""
+    import asyncio
+    import signal
+
+    from tests.support.stack import POSTGRES_URL
+
+    owner = "bench-intake"
+    key = stack.create_key(owner)
+    stack.kill("downloader", signal.SIGTERM)  # the queue then holds what the relay published
+    seconds = options.intake_seconds
+    with tempfile.TemporaryDirectory(prefix="prsnl-bench-intake-") as tmp:
+        command = wrk_command(
+            f"{stack.base_url}/api/v1/captures",
+            threads=2,
+            connections=32,
+            duration_s=seconds,
+            headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+            script=intake.write_script(Path(tmp), server.url("/files/intake")),
+            binary=wrk,
+        )
+        note("wrk POST /api/v1/captures")
+        ours = run_wrk(command, duration_s=seconds)
+    queue = f"{stack.namespace}.downloader.url-captured"
+    check = asyncio.run(intake.check_intake(stack.database_url, owner, ours.requests, queue))
+    note("raw asyncpg item + outbox transactions")
+    raw = asyncio.run(intake.raw_writes(POSTGRES_URL, seconds, 32))
+    emit(intake.intake_report(ours, raw, check, seconds))
+    emit("")
+    return {"command": _redact(command, key), **intake.intake_json(ours, raw, check)}
 
 
 def _redact(command: Sequence[str], key: str) -> list[str]:

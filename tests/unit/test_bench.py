@@ -461,7 +461,11 @@ def test_parse_args_quick_only_and_json(tmp_path: Path) -> None:
     assert quick.json_path == tmp_path / "r.json"
     default = parse_args([])
     assert default.runs == 3
-    assert default.sections == ("capture", "api", "stream")
+    assert default.sections == ("capture", "api", "stream", "throughput", "intake")
     assert default.api_seconds == 10
+    assert default.batch_jobs == 40 and quick.batch_jobs == 8
+    assert parse_args(["--batch", "5"]).batch_jobs == 5
     with pytest.raises(SystemExit):
         parse_args(["--only", "nothing"])
+    with pytest.raises(SystemExit):
+        parse_args(["--batch", "0"])
