@@ -14,8 +14,9 @@ import asyncpg
 import pytest
 from litestar.testing import AsyncTestClient
 
-from prsnl_common.events import UrlCaptured
+from prsnl_common.events import ItemFailed, UrlCaptured
 from prsnl_common.settings import CommonSettings
+from prsnl_ingest import catalog
 from prsnl_ingest.catalog import create_owner_key
 from prsnl_ingest.quotas import set_limits
 from tests.support.catalog import new_item
@@ -149,6 +150,48 @@ async def test_over_the_bytes_quota_a_capture_is_refused_with_the_numbers(
         1500,
         8500,
     )
+
+
+async def test_a_retry_is_held_to_the_bytes_quota_like_a_capture(
+    client: Client,
+    pool: asyncpg.Pool,
+    owner: tuple[uuid.UUID, dict[str, str]],
+    gateway_env: CommonSettings,
+    drained: list[UrlCaptured],
+) -> None:
+    owner_id, headers = owner
+    name = await pool.fetchval("SELECT name FROM owners WHERE id = $1", owner_id)
+    stored = await new_item(pool, owner_id, f"https://example.com/{uuid.uuid4().hex}.mp4")
+    write(gateway_env.media_root, f"items/{stored}/video.mp4", 1500)
+    failed = await new_item(pool, owner_id, f"https://example.com/{uuid.uuid4().hex}.mp4")
+    await catalog.apply_event(
+        pool,
+        ItemFailed(
+            item_id=failed,
+            stage="download",
+            error_code="source_unavailable",
+            message="503",
+            attempts=5,
+            retryable=True,
+        ),
+    )
+    await published_capture(gateway_env, str(failed))  # the first run's message, taken off
+    assert await set_limits(pool, name, 1000, None)
+
+    refused = await client.post(f"/api/v1/items/{failed}/retry", headers=headers)
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["code"] == "quota_exceeded"
+    assert "1500 of 1000 bytes" in refused.json()["detail"]
+    row = await pool.fetchrow("SELECT status, run FROM items WHERE id = $1", failed)
+    # The new run and its message are written together: run 1 still means no message.
+    assert (row["status"], row["run"]) == ("failed", 1)
+
+    assert await set_limits(pool, name, 10_000, None)
+    retried = await client.post(f"/api/v1/items/{failed}/retry", headers=headers)
+    assert retried.status_code == 202, retried.text
+    event = await published_capture(gateway_env, str(failed))
+    assert event.run == 2 and event.quota is not None
+    assert (event.quota.max_bytes, event.quota.left_bytes) == (10_000, 8500)
 
 
 async def published_capture(gateway_env: CommonSettings, item_id: str) -> UrlCaptured:

@@ -464,8 +464,18 @@ async def _lock_owned(
     return row
 
 
-async def retry_item(pool: asyncpg.Pool, owner_id: uuid.UUID, item_id: uuid.UUID) -> asyncpg.Record:
-    """Start a new run of a failed item from the download."""
+async def retry_item(
+    pool: asyncpg.Pool,
+    owner_id: uuid.UUID,
+    item_id: uuid.UUID,
+    admit: Callable[[], None] | None = None,
+    quota: StorageQuota | None = None,
+) -> asyncpg.Record:
+    """Start a new run of a failed item from the download.
+
+    ``admit`` may refuse it (over the owner's bytes quota) once the item is known to
+    be retryable; ``quota`` goes with the new run's ``url.captured`` like a capture's.
+    """
     async with pool.acquire() as connection, connection.transaction():
         row = await _lock_owned(connection, owner_id, item_id)
         if row["status"] != "failed":
@@ -473,10 +483,12 @@ async def retry_item(pool: asyncpg.Pool, owner_id: uuid.UUID, item_id: uuid.UUID
         if row["url"].startswith(UPLOAD_PREFIX):
             # A run starts from the download; an upload has no source to fetch again.
             raise CatalogError("not_retryable", "An uploaded file cannot be fetched again.")
+        if admit is not None:
+            admit()
         await _store(connection, item_id, lifecycle.restart(state_of(row)))
         item = await connection.fetchrow("SELECT * FROM items WHERE id = $1", item_id)
         assert item is not None
-        await enqueue(connection, url_captured(item))
+        await enqueue(connection, url_captured(item, quota))
         await _notify(connection, item, "status", status="pending", run=item["run"])
     return item
 

@@ -19,7 +19,7 @@ from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage, Stream
 
 from prsnl_common.events import Platform
-from prsnl_ingest import catalog
+from prsnl_ingest import catalog, quotas
 from prsnl_ingest.api.deps import (
     Gateway,
     GatewayDep,
@@ -33,6 +33,7 @@ from prsnl_ingest.api.problems import ApiError, problem, problem_responses
 from prsnl_ingest.api.schemas import PROFILES, ItemPage, ItemView, TranscodeRequest
 from prsnl_ingest.catalog import CatalogError
 from prsnl_ingest.metrics import MEDIA_AUTHORIZATIONS
+from prsnl_ingest.quotas import quota_defaults
 from prsnl_ingest.signing import LinkGrant, LinkRefused, MediaLinks
 from prsnl_ingest.streaming import (
     RangeNotSatisfiable,
@@ -117,12 +118,24 @@ class ItemController(Controller):
         "/{item_id:uuid}/retry",
         status_code=202,
         summary="Run a failed item again",
-        responses=problem_responses(404, 409, s409="not_retryable"),
+        description="202 with the item, pending again. 409 when it is not failed (or an "
+        "upload); 422 `quota_exceeded` when the owner already stores as much as the bytes "
+        "quota allows. The new download is held to what the quota leaves, like a capture's.",
+        responses=problem_responses(404, 409, s409="not_retryable", s422="quota_exceeded"),
     )
     async def retry_item(
         self, item_id: ItemId, owner_id: OwnerDep, gateway: GatewayDep, links: LinksDep
     ) -> ItemView:
-        row = await catalog.retry_item(gateway.pool, owner_id, item_id)
+        standing = await quotas.standing(
+            gateway.pool, gateway.store, owner_id, quota_defaults(gateway.settings)
+        )
+        row = await catalog.retry_item(
+            gateway.pool,
+            owner_id,
+            item_id,
+            admit=lambda: quotas.refuse_bytes(standing),
+            quota=standing.bytes_quota,
+        )
         return ItemView.from_row(row, links)
 
     @post(
