@@ -54,7 +54,8 @@ def main(argv: list[str] | None = None) -> None:
         "--to",
         type=Path,
         required=True,
-        help="backup directory (reused: later backups copy only new files)",
+        help="backup directory, or a .tar file (reused: later backups copy only new files; "
+        "into a tar they are appended)",
     )
     restore = commands.add_parser(
         "restore", help="restore a backup into an empty install, or --verify it"
@@ -64,7 +65,7 @@ def main(argv: list[str] | None = None) -> None:
         dest="source",
         type=Path,
         required=True,
-        help="a backup folder, or a backup directory (its newest backup)",
+        help="a backup folder, or a backup directory or .tar file (its newest backup)",
     )
     restore.add_argument(
         "--verify",
@@ -105,16 +106,20 @@ async def _backup_or_restore(args: argparse.Namespace, common: CommonSettings) -
             f"backup {made.backup}: {made.files} files ({made.bytes} bytes), {made.copied} "
             f"copied now{missing}, in {time.monotonic() - started:.1f} s"
         )
-    source = backup.resolve(args.source)
-    if args.verify:
-        problems = backup.verify(source)
-        if problems:
-            raise BackupError(f"{source} does not verify:\n  " + "\n  ".join(problems))
-        return f"backup {source} verifies"
-    from prsnl_common.db import ensure_database
+    chosen = backup.resolve(args.source)
+    source = f"{args.source} ({chosen.stamp})"
+    try:
+        if args.verify:
+            problems = backup.verify(chosen)
+            if problems:
+                raise BackupError(f"{source} does not verify:\n  " + "\n  ".join(problems))
+            return f"backup {source} verifies"
+        from prsnl_common.db import ensure_database
 
-    await ensure_database(common.database_url)
-    restored = await backup.restore(source, common.database_url, store)
+        await ensure_database(common.database_url)
+        restored = await backup.restore(chosen, common.database_url, store)
+    finally:
+        chosen.archive.close()
     return f"restored {source}: catalog and {restored} files in {time.monotonic() - started:.1f} s"
 
 

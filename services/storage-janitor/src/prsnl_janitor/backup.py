@@ -1,35 +1,38 @@
 """Backup and restore of the catalog and the media store, consistent with each other.
 
-A backup directory holds every backup made into it::
+A backup directory — or one tar file with the same layout inside — holds every
+backup made into it::
 
-    <dir>/files/<sha256>                  media files by content, shared by all backups
-    <dir>/<UTC stamp>/catalog.dump        pg_dump, custom format
-    <dir>/<UTC stamp>/manifest.json       every file the catalog referenced, with its checksum
+    files/<sha256>                  media files by content, shared by all backups
+    <UTC stamp>/catalog.dump        pg_dump, custom format
+    <UTC stamp>/manifest.json       every file the catalog referenced, with its checksum
 
 The keys are read in a REPEATABLE READ transaction whose snapshot pg_dump is
 given (``--snapshot``): the dump and the list of files describe the same
 moment. Files are stored by checksum, so a later backup copies only files it
 has not seen (a file already backed up with the same size and mtime is not
-even read again). ``verify`` checks every checksum and that pg_restore can read
-the dump; ``restore`` does the same, then loads the dump into an empty
-database and puts every file back under its key.
+even read again); into a tar the later backup is appended, its manifest last,
+and a tail cut off by a crash is dropped before the next append. ``verify``
+checks every checksum and that pg_restore can read the dump; ``restore`` does
+the same, then loads the dump into an empty database and puts every file back
+under its key.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 import os
 import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import asyncpg
 
 from prsnl_common.store import LocalMediaStore
+from prsnl_janitor.archive import DUMP, MANIFEST, Archive, open_archive
 
 CHUNK = 1024 * 1024
 REFERENCED_KEYS = (
@@ -45,7 +48,7 @@ class BackupError(Exception):
 
 @dataclass(frozen=True)
 class Outcome:
-    backup: Path
+    backup: str
     files: int
     copied: int
     bytes: int
@@ -53,28 +56,23 @@ class Outcome:
 
 
 def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
     with path.open("rb") as handle:
-        while chunk := handle.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return _sha256_of_stream(handle)
 
 
-def _known(directory: Path) -> dict[tuple[str, int, float], str]:
-    """(key, size, mtime) → checksum, from every earlier manifest in ``directory``."""
+def _known(archive: Archive) -> dict[tuple[str, int, float], str]:
+    """(key, size, mtime) → checksum, from every earlier manifest of ``archive``."""
     known: dict[tuple[str, int, float], str] = {}
-    for manifest in sorted(directory.glob("*/manifest.json")):
-        for entry in json.loads(manifest.read_text())["files"]:
+    for manifest in archive.manifests().values():
+        for entry in manifest["files"]:
             known[(entry["key"], entry["size"], entry.get("mtime", 0.0))] = entry["sha256"]
     return known
 
 
 def _copy_files(
-    store: LocalMediaStore, keys: list[str], directory: Path
+    store: LocalMediaStore, keys: list[str], archive: Archive
 ) -> tuple[list[dict[str, Any]], int, list[str]]:
-    known = _known(directory)
-    blobs = directory / "files"
-    blobs.mkdir(parents=True, exist_ok=True)
+    known = _known(archive)
     entries, copied, missing = [], 0, []
     for key in keys:
         stored = store.stat(key)
@@ -82,21 +80,38 @@ def _copy_files(
             missing.append(key)  # deleted since the snapshot; the restored row will lack it
             continue
         checksum = known.get((key, stored.size, stored.mtime)) or sha256_of(store.path(key))
-        blob = blobs / checksum
-        if not blob.exists():
-            partial = blob.with_suffix(".part")
-            shutil.copyfile(store.path(key), partial)
-            os.replace(partial, blob)
+        if not archive.has_blob(checksum):
+            archive.add_blob(checksum, store.path(key))
             copied += 1
         entries.append({"key": key, "size": stored.size, "mtime": stored.mtime, "sha256": checksum})
     return entries, copied, missing
 
 
-async def backup(database_url: str, store: LocalMediaStore, directory: Path) -> Outcome:
-    """One consistent backup of the catalog and the files it references into ``directory``."""
+async def backup(database_url: str, store: LocalMediaStore, target: Path) -> Outcome:
+    """One consistent backup of the catalog and the files it references into ``target``.
+
+    ``target`` is a backup directory, or a ``.tar`` file the backup is appended to.
+    """
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
-    target = directory / stamp
-    target.mkdir(parents=True)
+    archive = open_archive(target, write=True)
+    try:
+        dump = archive.dump_target(stamp)
+        keys = await _dump_catalog(database_url, dump)
+        entries, copied, missing = _copy_files(store, keys, archive)
+        manifest = {
+            "created_at": stamp,
+            "catalog": {"file": DUMP, "sha256": sha256_of(dump)},
+            "files": entries,
+            "missing": missing,
+        }
+        name = archive.add_backup(stamp, manifest)
+    finally:
+        archive.close()
+    return Outcome(name, len(entries), copied, sum(e["size"] for e in entries), missing)
+
+
+async def _dump_catalog(database_url: str, dump: Path) -> list[str]:
+    """pg_dump into ``dump``; the keys the catalog references, read in the same snapshot."""
     connection = await asyncpg.connect(database_url)
     try:
         async with connection.transaction(isolation="repeatable_read", readonly=True):
@@ -107,58 +122,61 @@ async def backup(database_url: str, store: LocalMediaStore, directory: Path) -> 
                     "pg_dump",
                     "--format=custom",
                     f"--snapshot={snapshot}",
-                    f"--file={target / 'catalog.dump'}",
+                    f"--file={dump}",
                     f"--dbname={database_url}",
                 ]
             )
     finally:
         await connection.close()
-    entries, copied, missing = _copy_files(store, keys, directory)
-    manifest = {
-        "created_at": stamp,
-        "catalog": {"file": "catalog.dump", "sha256": sha256_of(target / "catalog.dump")},
-        "files": entries,
-        "missing": missing,
-    }
-    (target / "manifest.json").write_text(json.dumps(manifest, indent=1))
-    size = sum(e["size"] for e in entries)
-    return Outcome(target, len(entries), copied, size, missing)
+    return keys
 
 
-def resolve(path: Path) -> Path:
-    """A backup named by its own folder, or the newest one in a backup directory."""
-    if (path / "manifest.json").is_file():
-        return path
-    newest = sorted(p.parent for p in path.glob("*/manifest.json"))
-    if not newest:
-        raise BackupError(f"no backup (manifest.json) in {path}")
-    return newest[-1]
+@dataclass
+class Chosen:
+    """One backup to verify or restore: the archive that holds it and its stamp."""
+
+    archive: Archive
+    stamp: str
+    manifest: dict[str, Any]
 
 
-def verify(backup_dir: Path) -> list[str]:
+def resolve(path: Path) -> Chosen:
+    """A backup named by its own folder, or the newest one in a backup directory or tar."""
+    if (path / MANIFEST).is_file():
+        path, wanted = path.parent, path.name
+    else:
+        wanted = None
+    archive = open_archive(path)
+    manifests = archive.manifests()
+    if not manifests or (wanted is not None and wanted not in manifests):
+        archive.close()
+        raise BackupError(f"no backup ({MANIFEST}) in {path}")
+    stamp = wanted or max(manifests)
+    return Chosen(archive, stamp, manifests[stamp])
+
+
+def verify(chosen: Chosen) -> list[str]:
     """Every problem of a backup (a missing or changed file, an unreadable dump); [] if sound."""
-    manifest = json.loads((backup_dir / "manifest.json").read_text())
     problems = []
-    dump = backup_dir / manifest["catalog"]["file"]
-    if not dump.is_file() or sha256_of(dump) != manifest["catalog"]["sha256"]:
-        problems.append(f"catalog dump {dump.name}: missing or checksum mismatch")
-    elif subprocess.run(
-        ["pg_restore", "--list", str(dump)], check=False, capture_output=True
-    ).returncode:
-        problems.append(f"catalog dump {dump.name}: pg_restore cannot read it")
-    blobs = backup_dir.parent / "files"
-    for entry in manifest["files"]:
-        blob = blobs / entry["sha256"]
-        if not blob.is_file():
-            problems.append(f"{entry['key']}: its copy {blob.name} is missing")
-        elif sha256_of(blob) != entry["sha256"]:
-            problems.append(f"{entry['key']}: checksum mismatch in {blob.name}")
+    with chosen.archive.dump(chosen.stamp) as dump:
+        if dump is None or sha256_of(dump) != chosen.manifest["catalog"]["sha256"]:
+            problems.append(f"catalog dump {DUMP}: missing or checksum mismatch")
+        elif subprocess.run(
+            ["pg_restore", "--list", str(dump)], check=False, capture_output=True
+        ).returncode:
+            problems.append(f"catalog dump {DUMP}: pg_restore cannot read it")
+    for entry in chosen.manifest["files"]:
+        with chosen.archive.blob(entry["sha256"]) as blob:
+            if blob is None:
+                problems.append(f"{entry['key']}: its copy {entry['sha256']} is missing")
+            elif _sha256_of_stream(blob) != entry["sha256"]:
+                problems.append(f"{entry['key']}: checksum mismatch in {entry['sha256']}")
     return problems
 
 
-async def restore(backup_dir: Path, database_url: str, store: LocalMediaStore) -> int:
+async def restore(chosen: Chosen, database_url: str, store: LocalMediaStore) -> int:
     """Verify, then load the catalog into an empty database and put every file back."""
-    problems = verify(backup_dir)
+    problems = verify(chosen)
     if problems:
         raise BackupError("the backup does not verify:\n  " + "\n  ".join(problems))
     connection = await asyncpg.connect(database_url)
@@ -168,25 +186,39 @@ async def restore(backup_dir: Path, database_url: str, store: LocalMediaStore) -
             raise BackupError("the catalog is not empty: restore only into an empty install")
     finally:
         await connection.close()
-    _run(
-        [
-            "pg_restore",
-            "--clean",
-            "--if-exists",
-            "--no-owner",
-            "--exit-on-error",
-            f"--dbname={database_url}",
-            str(backup_dir / "catalog.dump"),
-        ]
-    )
-    manifest = json.loads((backup_dir / "manifest.json").read_text())
-    for entry in manifest["files"]:
-        target = store.path(entry["key"])
-        target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_name(f".{target.name}.restore.part")
-        shutil.copyfile(backup_dir.parent / "files" / entry["sha256"], partial)
-        os.replace(partial, target)
-    return len(manifest["files"])
+    with chosen.archive.dump(chosen.stamp) as dump:
+        assert dump is not None  # verified
+        _run(
+            [
+                "pg_restore",
+                "--clean",
+                "--if-exists",
+                "--no-owner",
+                "--exit-on-error",
+                f"--dbname={database_url}",
+                str(dump),
+            ]
+        )
+    for entry in chosen.manifest["files"]:
+        _put_back(chosen.archive, entry, store)
+    return len(chosen.manifest["files"])
+
+
+def _put_back(archive: Archive, entry: dict[str, Any], store: LocalMediaStore) -> None:
+    target = store.path(entry["key"])
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{target.name}.restore.part")
+    with archive.blob(entry["sha256"]) as blob, partial.open("wb") as out:
+        assert blob is not None  # verified
+        shutil.copyfileobj(blob, out, CHUNK)
+    os.replace(partial, target)
+
+
+def _sha256_of_stream(handle: IO[bytes]) -> str:
+    digest = hashlib.sha256()
+    while chunk := handle.read(CHUNK):
+        digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _run(command: list[str]) -> None:
