@@ -15,7 +15,7 @@ from prometheus_client import REGISTRY
 from prsnl_common.broker import EventPublisher, Topology, create_broker
 from prsnl_common.consumer import Job, subscribe_stage
 from prsnl_common.diskguard import LowDiskPause
-from prsnl_common.events import VideoDownloaded
+from prsnl_common.events import StageState, VideoDownloaded
 from prsnl_common.liveness import ConsumerWatch
 from prsnl_common.observability import serve_metrics
 from prsnl_common.settings import CommonSettings
@@ -47,6 +47,18 @@ async def ready_messages(names: list[str]) -> dict[str, int]:
             queue = await channel.declare_queue(name, passive=True)
             counts[name] = queue.declaration_result.message_count or 0
         return counts
+
+
+async def announced(topology: Topology) -> list[StageState]:
+    """The stage states waiting in the gateway's queue, oldest first (taken off)."""
+    connection = await aio_pika.connect(RABBITMQ_URL)
+    states = []
+    async with connection:
+        channel = await connection.channel()
+        queue = await channel.declare_queue(topology.stage_state_queue().name, passive=True)
+        while (message := await queue.get(no_ack=True, fail=False)) is not None:
+            states.append(StageState.model_validate_json(message.body))
+    return states
 
 
 def paused_gauge() -> float | None:
@@ -82,6 +94,8 @@ async def test_below_the_threshold_jobs_wait_in_the_queue_and_resume_when_it_is_
         min_free=lambda: threshold[0],
         queues={stage},
         interval=0.2,
+        announce=lambda state: topology.publish_state(broker, state),
+        announce_every=0,  # every round while paused
     )
     port = free_port()
     assert serve_metrics(port, ready=lambda: {**consumer_checks(watch), **pause.readiness()})
@@ -117,6 +131,12 @@ async def test_below_the_threshold_jobs_wait_in_the_queue_and_resume_when_it_is_
             assert attempts == [1] * JOBS  # none failed, none retried
             assert (await probe.get("/readyz")).status_code == 200
         assert paused_gauge() == 0
+        states = await announced(topology)
+        # Paused, said again every round while paused, then running again.
+        assert [st.paused for st in states][-1] is False
+        assert sum(st.paused for st in states) >= 2 and states[0].paused
+        assert {(st.service, st.instance) for st in states} == {(SERVICE, pause.instance)}
+        assert states[0].min_free_bytes > states[0].free_bytes
         retry_queues = [topology.retry_queue_name(d) for d in settings.retry_delay_list]
         waiting = await ready_messages([stage, topology.dlq_name(SERVICE), *retry_queues])
         assert set(waiting.values()) == {0}, waiting

@@ -25,6 +25,7 @@ from prsnl_ingest.catalog import ITEMS_CHANNEL, NewCapture, create_owner_key, re
 from prsnl_ingest.live import LiveHub
 from prsnl_ingest.settings import IngestSettings
 from prsnl_ingest.signing import LinkSigner, MediaLinks
+from prsnl_ingest.stages import StagePauses
 from tests.support.waiting import eventually as wait_until
 
 pytestmark = pytest.mark.integration
@@ -113,7 +114,9 @@ async def local_gateway(pool: asyncpg.Pool, common: CommonSettings) -> AsyncIter
     hub = LiveHub()
     await hub.start(common.database_url)
     try:
-        yield SimpleNamespace(pool=pool, hub=hub, settings=IngestSettings(metrics_port=0))
+        yield SimpleNamespace(
+            pool=pool, hub=hub, settings=IngestSettings(metrics_port=0), pauses=StagePauses()
+        )
     finally:
         await hub.stop()
 

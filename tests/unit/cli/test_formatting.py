@@ -100,7 +100,13 @@ def test_the_table_and_details_show_the_facts() -> None:
     rows = dict((name, str(value)) for name, value in detail_rows(ITEM))
     assert rows["video"] == "h264 1280x720 30 fps" and rows["size"] == "1.2 MB"
     assert rows["video link"] == ITEM["links"]["video"] and "links expire" in rows
-    assert "error" not in rows
+    assert "error" not in rows and "waiting" not in rows
+
+
+def test_details_say_why_a_pending_item_waits() -> None:
+    waiting = {"reason": "low_disk", "stage": "downloader", "detail": "Downloads are paused."}
+    rows = dict(detail_rows({**ITEM, "status": "pending", "waiting": waiting}))
+    assert rows["waiting"] == "Downloads are paused."
 
 
 def test_default_file_names_are_safe() -> None:

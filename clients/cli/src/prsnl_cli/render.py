@@ -166,6 +166,7 @@ def detail_rows(item: Item) -> list[tuple[str, str | Text]]:
         "profile": item.get("profile"),
         "progress": update_text("progress", item) if item.get("progress") else None,
         "error": error_text(item) or None,
+        "waiting": (item.get("waiting") or {}).get("detail"),
         "saved": short_time(item.get("created_at")),
         "ready": item.get("ready_at") and short_time(item["ready_at"]),
     }

@@ -40,6 +40,7 @@ from prsnl_common.events import (
     ItemDeleted,
     ItemFailed,
     RetryScheduled,
+    StageState,
     TranscodeRequested,
     UrlCaptured,
     VideoDownloaded,
@@ -139,6 +140,30 @@ class Topology:
             },
         )
 
+    def stage_state_queue(self) -> RabbitQueue:
+        """Where the gateway hears workers pause and resume (bounded, old states drop)."""
+        return RabbitQueue(
+            self.queue_name("ingest", StageState.routing_key),
+            queue_type=QueueType.CLASSIC,
+            durable=True,
+            routing_key=StageState.routing_key,
+            arguments={
+                "x-max-length": PROGRESS_QUEUE_MAX,
+                "x-overflow": "drop-head",
+                "x-message-ttl": PROGRESS_TTL_MS,
+            },
+        )
+
+    async def publish_state(self, broker: RabbitBroker, state: StageState) -> None:
+        """Announce a worker's stage state; not kept, not mandatory (no gateway: dropped)."""
+        await broker.publish(
+            state,
+            exchange=self.events,
+            routing_key=state.routing_key,
+            persist=False,
+            content_type="application/json",
+        )
+
     def dead_lettered_queue(self) -> RabbitQueue:
         """Where the catalog hears of every dead-lettered message, to fail its item."""
         return RabbitQueue(
@@ -184,6 +209,7 @@ class Topology:
             await _declare_bound(channel, self.stage_queue(service, event), self.events)
         if service not in SUBSCRIPTIONS:
             await self._declare_dead_letter_queue(channel, service)
+        await _declare_bound(channel, self.stage_state_queue(), self.events)
         await _declare_bound(channel, self.dead_lettered_queue(), self.dead_letter)
 
     async def _declare_dead_letter_queue(

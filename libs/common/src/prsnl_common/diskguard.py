@@ -6,17 +6,22 @@ cancelled (``basic.cancel``): new messages stay in their queues — nothing is
 failed, retried or dead-lettered — and the job in flight finishes. When space
 returns the consumers are started again with their old tags. The condition is
 logged once each way, exported as ``prsnl_low_disk_paused{service}`` and shown
-in the worker's ``/readyz``; the :class:`~prsnl_common.liveness.ConsumerWatch`
-leaves paused queues alone.
+in the worker's ``/readyz``, and announced as a
+:class:`~prsnl_common.events.StageState` (again every ``ANNOUNCE_SECONDS`` while
+paused) for the gateway to show on the items that wait; the
+:class:`~prsnl_common.liveness.ConsumerWatch` leaves paused queues alone.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import os
 import shutil
+import socket
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +29,7 @@ from faststream.rabbit import RabbitBroker
 from prometheus_client import Gauge
 
 from prsnl_common.errors import TransientError
+from prsnl_common.events import StageState
 from prsnl_common.liveness import ConsumerWatch
 from prsnl_common.tasks import cancel_and_wait
 
@@ -37,6 +43,7 @@ FREE = Gauge(
 
 
 DISK_POLL_SECONDS = 2.0
+ANNOUNCE_SECONDS = 30.0  # a paused stage says so again this often
 
 
 async def wait_for_disk(
@@ -81,6 +88,8 @@ class LowDiskPause:
         min_free: Callable[[], int],
         queues: set[str],
         interval: float = 2.0,
+        announce: Callable[[StageState], Awaitable[None]] | None = None,
+        announce_every: float = ANNOUNCE_SECONDS,
     ) -> None:
         self.broker = broker
         self.watch = watch
@@ -89,6 +98,10 @@ class LowDiskPause:
         self.min_free = min_free
         self.queues = queues
         self.interval = interval
+        self.announce = announce
+        self.announce_every = announce_every
+        self.instance = f"{socket.gethostname()}:{os.getpid()}"
+        self._announced = -math.inf  # monotonic time of the last announcement
         self.free = -1
         self._consumers: dict[str, tuple[Any, str, dict[str, Any]]] = {}
         self._task: asyncio.Task[None] | None = None
@@ -125,11 +138,28 @@ class LowDiskPause:
         self.free = shutil.disk_usage(self.root).free
         FREE.labels(self.service).set(self.free)
         low = self.free < self.min_free()
+        changed = low != self.paused
         if low and not self.paused:
             await self._pause()
         elif not low and self.paused:
             await self._resume()
         PAUSED.labels(self.service).set(1 if self.paused else 0)
+        if changed or (self.paused and time.monotonic() - self._announced >= self.announce_every):
+            await self._announce()
+
+    async def _announce(self) -> None:
+        """Tell the gateway (which shows it on the waiting items) the stage's state."""
+        if self.announce is None:
+            return
+        state = StageState(
+            service=self.service,
+            instance=self.instance,
+            paused=self.paused,
+            free_bytes=max(self.free, 0),
+            min_free_bytes=self.min_free(),
+        )
+        await self.announce(state)
+        self._announced = time.monotonic()
 
     async def _pause(self) -> None:
         subscribers: list[Any] = list(self.broker.subscribers)

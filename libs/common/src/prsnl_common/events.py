@@ -306,6 +306,26 @@ class FileOrphaned(Event):
     )
 
 
+class StageState(BaseModel):
+    """A worker's stage stopped taking jobs for low disk, or taking them again.
+
+    Not about one item, so not an :class:`Event`: transient, announced on pause and
+    resume and again every ``ANNOUNCE_SECONDS`` while paused, so a gateway started
+    later learns it and a pause whose worker died fades out.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    routing_key: ClassVar[str] = "stage.state"
+
+    service: str = Field(description="downloader or transcoder")
+    instance: str = Field(description="host:pid of the worker replica")
+    paused: bool
+    free_bytes: int = Field(ge=0, description="Free bytes of the media store it saw")
+    min_free_bytes: int = Field(ge=0, description="Its threshold")
+    occurred_at: dt.datetime = Field(default_factory=utcnow)
+
+
 ALL_EVENTS: tuple[type[Event], ...] = (
     UrlCaptured,
     VideoDownloadProgress,

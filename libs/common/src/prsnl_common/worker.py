@@ -54,6 +54,7 @@ def build_worker(
             root=common.media_root,
             min_free=min_free_bytes,
             queues=stage_queues,
+            announce=lambda state: topology.publish_state(broker, state),
         )
 
     def ready() -> dict[str, str]:

@@ -57,6 +57,8 @@ from prsnl_ingest.live import LiveHub
 from prsnl_ingest.outbox import OutboxRelay
 from prsnl_ingest.settings import IngestSettings
 from prsnl_ingest.signing import LinkSigner
+from prsnl_ingest.stages import CHANNEL as STAGES_CHANNEL
+from prsnl_ingest.stages import StagePauses
 from prsnl_ingest.subscribers import SERVICE, subscribe_catalog
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -96,10 +98,14 @@ def create_app(
         topology = Topology(common)
         subscribe_catalog(broker, topology, pool, settings.progress_interval_seconds)
         keys = KeyCache(settings.key_cache_seconds)
+        pauses = StagePauses()
         # A revoked key is forgotten by every replica at once; "" means the listening
         # connection was re-established and a revocation may have been missed.
         hub = LiveHub(
-            {KEYS_CHANNEL: lambda key_hash: keys.forget(key_hash) if key_hash else keys.clear()}
+            {
+                KEYS_CHANNEL: lambda key_hash: keys.forget(key_hash) if key_hash else keys.clear(),
+                STAGES_CHANNEL: lambda state: pauses.heard(state) if state else None,
+            }
         )
         relay = OutboxRelay(pool, broker, topology, poll=settings.outbox_poll_seconds)
         watch = ConsumerWatch(broker, SERVICE)
@@ -109,6 +115,7 @@ def create_app(
             await broker.start()
             await watch.start()
             await hub.start(common.database_url)
+            await pauses.load(pool)
             await relay.start(common.database_url)
             app.state.gateway = Gateway(
                 settings=settings,
@@ -121,6 +128,7 @@ def create_app(
                 capture_limiter=CaptureLimiter(limits.parse(settings.capture_rate_limit)),
                 consumers=watch,
                 signer=await _link_signer(pool, settings),
+                pauses=pauses,
             )
             serve_metrics(settings.metrics_port, ready=lambda: consumer_checks(watch))
             logger.info(

@@ -24,13 +24,14 @@ from prsnl_common.consumer import Job, subscribe_stage
 from prsnl_common.events import (
     ItemFailed,
     RetryScheduled,
+    StageState,
     VideoDownloaded,
     VideoDownloadProgress,
     VideoTranscoded,
     VideoTranscodeProgress,
 )
 from prsnl_common.throttle import Throttle
-from prsnl_ingest import catalog, metrics
+from prsnl_ingest import catalog, metrics, stages
 from prsnl_ingest.lifecycle import DEAD_LETTERED
 
 SERVICE = "ingest"
@@ -112,6 +113,11 @@ def subscribe_catalog(
         handler=on_item_failed,
         report_failures=False,
     )
+
+    # A worker's low-disk pause or resume: recorded and sent to every replica.
+    @broker.subscriber(topology.stage_state_queue(), topology.events, ack_policy=AckPolicy.ACK)
+    async def on_stage_state(state: StageState) -> None:
+        await stages.record(pool, state)
 
     # Every stage's dead-lettered messages also arrive here, so an item whose
     # message was poison or crashed its workers too often is marked failed.

@@ -51,7 +51,7 @@ class CaptureController(Controller):
             outcome = await _capture(gateway, owner_id, data)
         except PipelineError as exc:  # a refused link still counts and says what is left
             raise ApiError(exc.code, exc.message, 422, capture_allowance) from exc
-        view = ItemView.from_row(outcome.item, links, not outcome.created)
+        view = ItemView.from_row(outcome.item, links, not outcome.created, gateway.pauses)
         return Response(
             view, status_code=202 if outcome.created else 200, headers=capture_allowance
         )

@@ -28,6 +28,7 @@ from prsnl_ingest.catalog import KEY_ID_LENGTH, hash_key, owner_for_key, owner_f
 from prsnl_ingest.live import LiveHub
 from prsnl_ingest.settings import IngestSettings
 from prsnl_ingest.signing import LinkGrant, LinkRefused, LinkSigner, MediaLinks
+from prsnl_ingest.stages import StagePauses
 
 
 @dataclass
@@ -109,6 +110,7 @@ class Gateway:
     capture_limiter: CaptureLimiter
     consumers: ConsumerWatch
     signer: LinkSigner
+    pauses: StagePauses = field(default_factory=StagePauses)
 
 
 GatewayDep = NamedDependency[Gateway]

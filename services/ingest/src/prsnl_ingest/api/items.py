@@ -96,14 +96,17 @@ class ItemController(Controller):
             cursor=cursor,
             limit=limit or gateway.settings.page_size,
         )
-        return ItemPage([ItemView.from_row(r, links) for r in page.items], page.next_cursor)
+        return ItemPage(
+            [ItemView.from_row(r, links, pauses=gateway.pauses) for r in page.items],
+            page.next_cursor,
+        )
 
     @get("/{item_id:uuid}", summary="One item", responses=problem_responses(404))
     async def get_item(
         self, item_id: ItemId, owner_id: OwnerDep, gateway: GatewayDep, links: LinksDep
     ) -> ItemView:
         row = await catalog.get_item(gateway.pool, owner_id, item_id)
-        return ItemView.from_row(row, links)
+        return ItemView.from_row(row, links, pauses=gateway.pauses)
 
     @delete(
         "/{item_id:uuid}",
@@ -136,7 +139,7 @@ class ItemController(Controller):
             admit=lambda: quotas.refuse_bytes(standing),
             quota=standing.bytes_quota,
         )
-        return ItemView.from_row(row, links)
+        return ItemView.from_row(row, links, pauses=gateway.pauses)
 
     @post(
         "/{item_id:uuid}/transcode",
@@ -156,7 +159,7 @@ class ItemController(Controller):
         if data.profile not in PROFILES:
             raise ApiError("unknown_profile", f"profile must be one of {', '.join(PROFILES)}.")
         row = await catalog.request_transcode(gateway.pool, owner_id, item_id, data.profile)
-        return ItemView.from_row(row, links)
+        return ItemView.from_row(row, links, pauses=gateway.pauses)
 
     @get(
         "/{item_id:uuid}/events",
@@ -321,7 +324,7 @@ async def _event_stream(
         except CatalogError:
             yield ServerSentEventMessage(data="{}", event="deleted")
             return
-        view = ItemView.from_row(row, links)
+        view = ItemView.from_row(row, links, pauses=gateway.pauses)
         yield ServerSentEventMessage(data=encode_json(view).decode(), event="item")
         async for message in _updates(gateway, queue, keep_item_id=False):
             yield message

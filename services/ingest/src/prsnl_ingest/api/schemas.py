@@ -11,6 +11,7 @@ import asyncpg
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from prsnl_ingest.signing import MediaLinks
+from prsnl_ingest.stages import StagePauses, Waiting
 
 PROFILES = ("480p", "720p", "1080p", "audio")
 
@@ -127,9 +128,17 @@ class ItemView:
     retry: dict[str, Any] | None = None
     error: ItemError | None = None
     ready_at: dt.datetime | None = None
+    waiting: Waiting | None = None
 
     @classmethod
-    def from_row(cls, row: asyncpg.Record, links: MediaLinks, duplicate: bool = False) -> ItemView:
+    def from_row(
+        cls,
+        row: asyncpg.Record,
+        links: MediaLinks,
+        duplicate: bool = False,
+        pauses: StagePauses | None = None,
+    ) -> ItemView:
+        """The view of a catalog row; ``pauses`` says whether its next stage is paused."""
         meta: dict[str, Any] = row["metadata"] or {}
         error = (
             ItemError(
@@ -174,6 +183,7 @@ class ItemView:
             retry=row["retry"],
             error=error,
             ready_at=row["ready_at"],
+            waiting=pauses.waiting(row["status"]) if pauses is not None else None,
         )
 
 

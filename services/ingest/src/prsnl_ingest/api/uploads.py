@@ -62,7 +62,7 @@ class UploadController(Controller):
             status = 413 if exc.code == "too_large" else 422
             code = "payload_too_large" if exc.code == "too_large" else exc.code
             raise ApiError(code, exc.message, status, capture_allowance) from exc
-        view = ItemView.from_row(outcome.item, links, not outcome.created)
+        view = ItemView.from_row(outcome.item, links, not outcome.created, gateway.pauses)
         return Response(
             view, status_code=202 if outcome.created else 200, headers=capture_allowance
         )

@@ -186,8 +186,10 @@ function renderCard(element, item) {
   showProgress(element.querySelector("progress"), item);
   const failed = item.status === "failed";
   const reason = element.querySelector(".reason");
-  reason.hidden = !failed;
-  reason.textContent = failed ? failureText(item) : "";
+  const why = failed ? failureText(item) : item.waiting?.detail || "";
+  reason.hidden = !why;
+  reason.textContent = why;
+  reason.classList.toggle("error", failed);
   element.querySelector(".retry").hidden = !failed;
 }
 
@@ -445,7 +447,8 @@ function renderItemPage(item) {
   document.title = `${fmt.titleOf(item)} · PRSNL Media`;
   $("item-title").textContent = fmt.titleOf(item);
   const profile = item.requested_profile ? `, re-transcoding to ${item.requested_profile}` : "";
-  $("item-status").textContent = fmt.statusText(item) + profile;
+  const waiting = item.waiting ? ` — ${item.waiting.detail}` : "";
+  $("item-status").textContent = fmt.statusText(item) + profile + waiting;
   showProgress($("item-progress"), item);
   $("item-failure").hidden = item.status !== "failed";
   $("item-failure-text").textContent = item.status === "failed" ? failureText(item) : "";
