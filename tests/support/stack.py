@@ -123,24 +123,21 @@ class Stack:
 
     def wait_consumers(self, services: list[str], timeout: float = 60) -> None:
         """Wait until every stage queue of ``services`` has a consumer (each worker is up)."""
+        from prsnl_common.broker import SUBSCRIPTIONS, Topology
+        from prsnl_common.settings import CommonSettings
+
+        topology = Topology(CommonSettings(namespace=self.namespace))
+        queues = [
+            topology.queue_name(service, event.routing_key)
+            for service in services
+            for event in SUBSCRIPTIONS.get(service, ())
+        ]
         deadline = time.monotonic() + timeout
-        while True:
-            waiting = [
-                name
-                for name, count in queue_consumers(self.namespace).items()
-                if name.split(".")[1] in services and not name.endswith(".dlq") and not count
-            ]
-            if not waiting and self._declared(services):
-                return
+        while waiting := asyncio.run(_without_consumer(self.env["PRSNL_RABBITMQ_URL"], queues)):
             self._check_alive()
             if time.monotonic() > deadline:
                 raise RuntimeError(f"queues without a consumer after {timeout:g} s: {waiting}")
             time.sleep(0.2)
-
-    def _declared(self, services: list[str]) -> bool:
-        """Every service has declared at least one queue of its own."""
-        owners = {name.split(".")[1] for name in queue_consumers(self.namespace)}
-        return set(services) <= owners
 
     def _check_alive(self) -> None:
         for service, processes in self.processes.items():
@@ -267,20 +264,24 @@ def running_stack(
         asyncio.run(drop_database(env["PRSNL_DATABASE_URL"]))
 
 
-def queue_consumers(namespace: str) -> dict[str, int]:
-    """Consumers per queue of ``namespace`` in the shared RabbitMQ."""
-    result = subprocess.run(
-        ["rabbitmqctl", "-q", "list_queues", "name", "consumers"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    counts: dict[str, int] = {}
-    for line in result.stdout.splitlines():
-        name, _, count = line.rpartition("\t")
-        if name.startswith(f"{namespace}.") and count.isdigit():
-            counts[name] = int(count)
-    return counts
+async def _without_consumer(url: str, queues: list[str]) -> list[str]:
+    """The queues among ``queues`` that have no consumer yet (or do not exist yet)."""
+    import aio_pika
+
+    waiting = []
+    connection = await aio_pika.connect(url)
+    async with connection:
+        for name in queues:
+            channel = await connection.channel()
+            try:
+                queue = await channel.declare_queue(name, passive=True)
+            except aio_pika.exceptions.ChannelClosed:
+                waiting.append(name)
+                continue
+            if not queue.declaration_result.consumer_count:
+                waiting.append(name)
+            await channel.close()
+    return waiting
 
 
 def _rabbit_names(kind: str) -> list[str]:
