@@ -22,6 +22,10 @@ run: deps ## Start every service against local RabbitMQ and PostgreSQL; prints t
 test: deps lint typecheck ## Run the whole suite: lint, types, unit, integration, end-to-end
 	$(UV) run pytest tests $(PYTEST_ARGS)
 
+.PHONY: test-faults
+test-faults: deps ## The full fault suite: every fault with 400 captures per fault, 200 in flight; prints the table
+	$(UV) run python -m tests.faults --full
+
 .PHONY: test-unit
 test-unit: deps ## Unit tests only (no broker, no database)
 	$(UV) run pytest tests/unit $(PYTEST_ARGS)

@@ -51,6 +51,12 @@ class PrivateRabbit:
         self.ctl("start_app")
         self.ctl("await_startup")
 
+    def restart_node(self) -> None:
+        """The whole node stopped and started again (its data, and quorum queues, kept)."""
+        self.ctl("stop", timeout=120)
+        subprocess.run(["rabbitmq-server", "-detached"], env=self.env, check=True, timeout=60)
+        _await_node(self)
+
     def consumers(self, prefix: str) -> dict[str, int]:
         """Consumers per queue whose name starts with ``prefix``."""
         counts: dict[str, int] = {}
@@ -62,20 +68,25 @@ class PrivateRabbit:
 
 
 @contextlib.contextmanager
-def private_rabbit() -> Iterator[PrivateRabbit]:
+def private_rabbit(consumer_timeout_ms: int | None = None) -> Iterator[PrivateRabbit]:
     """Start a node with a data directory of its own; stop it and remove the data after.
 
     The directory is not under pytest's temporary root: that one is private to
-    root, and the server runs as the rabbitmq user.
+    root, and the server runs as the rabbitmq user. ``consumer_timeout_ms`` sets a
+    short delivery acknowledgement timeout, checked every second (the broker's
+    default check runs once a minute).
     """
     name = f"prsnl-test-{uuid.uuid4().hex[:8]}@localhost"
     port, dist_port = free_port(), free_port()
     base = Path(tempfile.mkdtemp(prefix="prsnl-rabbitmq-"))
     (base / "mnesia").mkdir()
     (base / "log").mkdir()
-    (base / "rabbitmq.conf").write_text(
-        f"listeners.tcp.local = 127.0.0.1:{port}\nloopback_users = none\n"
-    )
+    config = f"listeners.tcp.local = 127.0.0.1:{port}\nloopback_users = none\n"
+    if consumer_timeout_ms is not None:
+        config += f"consumer_timeout = {consumer_timeout_ms}\n"
+    (base / "rabbitmq.conf").write_text(config)
+    tick = 1000 if consumer_timeout_ms is not None else 60000
+    (base / "advanced.config").write_text(f"[{{rabbit, [{{channel_tick_interval, {tick}}}]}}].\n")
     (base / "enabled_plugins").write_text("[].\n")
     _hand_to_rabbitmq_user(base)
     env = {
@@ -84,6 +95,7 @@ def private_rabbit() -> Iterator[PrivateRabbit]:
         "RABBITMQ_NODE_PORT": str(port),
         "RABBITMQ_DIST_PORT": str(dist_port),
         "RABBITMQ_CONFIG_FILE": str(base / "rabbitmq.conf"),
+        "RABBITMQ_ADVANCED_CONFIG_FILE": str(base / "advanced.config"),
         "RABBITMQ_MNESIA_BASE": str(base / "mnesia"),
         "RABBITMQ_LOG_BASE": str(base / "log"),
         "RABBITMQ_PID_FILE": str(base / "pid"),
