@@ -23,6 +23,7 @@ import yaml  # type: ignore[import-untyped]
 
 from tests.support.media_server import MediaServer
 from tests.support.stack import Stack, free_port, running_stack
+from tests.support.telegram import FakeBotApi
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.e2e
@@ -34,7 +35,9 @@ SERVICES = {
     "downloader": "PRSNL_DOWNLOADER_METRICS_PORT",
     "transcoder": "PRSNL_TRANSCODER_METRICS_PORT",
     "storage-janitor": "PRSNL_JANITOR_METRICS_PORT",
+    "telegram-gateway": "PRSNL_TELEGRAM_METRICS_PORT",
 }
+TOKEN = "7000000002:AAE-prsnl-test-token-measured-0123456"
 FAST_ALERT = "PrsnlQueueWithoutConsumer"
 # Series the frameworks create only on an unhandled exception, which a healthy run has none
 # of; their names are checked against the frameworks' own definitions in
@@ -54,14 +57,26 @@ def ports() -> dict[str, int]:
 def measured_stack(
     tmp_path_factory: pytest.TempPathFactory, ports: dict[str, int]
 ) -> Iterator[Stack]:
-    with running_stack(
-        tmp_path_factory.mktemp("measured"),
-        downloaders=1,
-        PRSNL_JANITOR_SWEEP_INTERVAL_SECONDS="2",
-        PRSNL_MAX_ATTEMPTS="2",
-        PRSNL_RETRY_DELAYS="0.5",
-        **{variable: str(ports[service]) for service, variable in SERVICES.items()},
-    ) as stack:
+    with (
+        running_stack(
+            tmp_path_factory.mktemp("measured"),
+            downloaders=1,
+            PRSNL_JANITOR_SWEEP_INTERVAL_SECONDS="2",
+            PRSNL_MAX_ATTEMPTS="2",
+            PRSNL_RETRY_DELAYS="0.5",
+            **{variable: str(ports[service]) for service, variable in SERVICES.items()},
+        ) as stack,
+        FakeBotApi(TOKEN) as bot_api,
+    ):
+        stack.start(
+            "telegram-gateway",
+            extra_env={
+                "PRSNL_TELEGRAM_BOT_TOKEN": TOKEN,
+                "PRSNL_TELEGRAM_API_URL": bot_api.url,
+                "PRSNL_TELEGRAM_GATEWAY_URL": stack.base_url,
+                "PRSNL_TELEGRAM_POLL_TIMEOUT": "1",
+            },
+        )
         yield stack
 
 

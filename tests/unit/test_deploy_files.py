@@ -388,8 +388,6 @@ def test_prometheus_scrapes_every_service_and_rabbitmq() -> None:
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
     # The gateway's metrics have their own port, off the public API.
     expected = {"ingest": INGEST_METRICS_PORT, **METRICS_PORTS}
-    # The optional bot is not scraped by the shipped configuration (add a job with it).
-    expected.pop("telegram-gateway")
     for service, port in expected.items():
         # DNS discovery finds every replica of a scaled service.
         (sd,) = jobs[service]["dns_sd_configs"]
