@@ -13,10 +13,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from prsnl_common.broker import SUBSCRIPTIONS, Topology
-from prsnl_common.settings import CommonSettings
 from tests.support.media_server import MediaServer
-from tests.support.rabbit import PrivateRabbit, private_rabbit
+from tests.support.rabbit import PrivateRabbit, consumed_queues, private_rabbit
 from tests.support.stack import Api, Stack, running_stack
 from tests.support.telegram import FakeBotApi
 from tests.support.waiting import eventually
@@ -47,17 +45,6 @@ def restart_stack(
 @pytest.fixture(scope="module")
 def carol(restart_stack: Stack) -> Api:
     return restart_stack.client(restart_stack.create_key("carol"))
-
-
-def consumed_queues(namespace: str) -> set[str]:
-    """Every queue some service of the stack consumes from."""
-    topology = Topology(CommonSettings(namespace=namespace))
-    queues = {
-        topology.queue_name(service, event.routing_key)
-        for service, events in SUBSCRIPTIONS.items()
-        for event in events
-    }
-    return queues | {topology.dead_lettered_queue().name}
 
 
 def wait_for_consumers(rabbit: PrivateRabbit, namespace: str, timeout: float = 60) -> None:

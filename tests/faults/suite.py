@@ -36,13 +36,11 @@ from pathlib import Path
 import asyncpg
 
 from bench.report import format_table
-from prsnl_common.broker import SUBSCRIPTIONS, Topology
-from prsnl_common.settings import CommonSettings
 from tests.faults.load import Load
 from tests.support.clips import make_clip
 from tests.support.media_server import MediaServer
 from tests.support.postgres import PrivatePostgres, private_postgres
-from tests.support.rabbit import PrivateRabbit, private_rabbit
+from tests.support.rabbit import PrivateRabbit, consumed_queues, private_rabbit
 from tests.support.stack import Stack, running_stack
 
 WORKERS = ("downloader", "transcoder", "storage-janitor")
@@ -237,7 +235,7 @@ class Harness:
         return counts
 
     def _queues_without_consumer(self) -> list[str]:
-        expected = _consumed_queues(self.stack.namespace)
+        expected = consumed_queues(self.stack.namespace)
 
         def missing() -> list[str]:
             counts = self.rabbit.consumers(f"{self.stack.namespace}.")
@@ -268,16 +266,6 @@ async def _fetch(dsn: str, query: str, *args: object) -> list[asyncpg.Record]:
         return list(await connection.fetch(query, *args))
     finally:
         await connection.close()
-
-
-def _consumed_queues(namespace: str) -> set[str]:
-    topology = Topology(CommonSettings(namespace=namespace))
-    queues = {
-        topology.queue_name(service, event.routing_key)
-        for service, events in SUBSCRIPTIONS.items()
-        for event in events
-    }
-    return queues | {topology.dead_lettered_queue().name}
 
 
 def _wait(condition: Callable[[], bool], within: float, what: str | None) -> bool:

@@ -133,3 +133,17 @@ def _hand_to_rabbitmq_user(base: Path) -> None:
         user = pwd.getpwnam("rabbitmq")
         for path in (base, *base.rglob("*")):
             os.chown(path, user.pw_uid, user.pw_gid)
+
+
+def consumed_queues(namespace: str) -> set[str]:
+    """Every queue some pipeline service of a stack in ``namespace`` consumes from."""
+    from prsnl_common.broker import SUBSCRIPTIONS, Topology
+    from prsnl_common.settings import CommonSettings
+
+    topology = Topology(CommonSettings(namespace=namespace))
+    queues = {
+        topology.queue_name(service, event.routing_key)
+        for service, events in SUBSCRIPTIONS.items()
+        for event in events
+    }
+    return queues | {topology.dead_lettered_queue().name}

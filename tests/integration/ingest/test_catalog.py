@@ -13,7 +13,6 @@ from litestar.testing import AsyncTestClient
 
 from prsnl_common.errors import PermanentError
 from prsnl_common.events import (
-    CaptureOptions,
     ItemFailed,
     MediaMetadata,
     RetryScheduled,
@@ -23,11 +22,10 @@ from prsnl_common.events import (
     VideoTranscoded,
     utcnow,
 )
-from prsnl_common.platforms import classify
 from prsnl_common.settings import CommonSettings
 from prsnl_ingest import catalog
 from prsnl_ingest.lifecycle import DEAD_LETTERED
-from tests.support.catalog import new_item
+from tests.support.catalog import fail_item, new_capture, new_item
 from tests.support.waiting import eventually as wait_until
 
 pytestmark = pytest.mark.integration
@@ -72,19 +70,6 @@ async def test_platform_spellings_are_one_item_per_owner(
         assert await new_item(pool, owner_id, twin) == first
     x = await new_item(pool, owner_id, "https://twitter.com/someone/status/1234567890")
     assert await new_item(pool, owner_id, "https://x.com/other/status/1234567890?s=20") == x
-
-
-def new_capture(owner_id: uuid.UUID, url: str) -> catalog.NewCapture:
-    classified = classify(url)
-    return catalog.NewCapture(
-        owner_id=owner_id,
-        url=url,
-        normalized_url=classified.normalized_url,
-        platform=classified.platform,
-        platform_video_id=classified.video_id,
-        source="api",
-        options=CaptureOptions(),
-    )
 
 
 async def test_racing_twin_captures_make_one_item(
@@ -180,15 +165,7 @@ async def test_a_retry_starts_a_new_run_and_ignores_the_old_one(
 ) -> None:
     owner_id = owner[0]
     item_id = await new_item(pool, owner_id, "https://example.org/retry.mp4")
-    failed = ItemFailed(
-        item_id=item_id,
-        stage="download",
-        error_code="source_unavailable",
-        message="503",
-        attempts=5,
-        retryable=True,
-    )
-    assert await catalog.apply_event(pool, failed)
+    await fail_item(pool, item_id)
     retried = await catalog.retry_item(pool, owner_id, item_id)
     assert (retried["status"], retried["run"]) == ("pending", 2)
     # Events of run 1 arriving now are ignored; run 2 proceeds.

@@ -14,12 +14,11 @@ import asyncpg
 import pytest
 from litestar.testing import AsyncTestClient
 
-from prsnl_common.events import ItemFailed, UrlCaptured
+from prsnl_common.events import UrlCaptured
 from prsnl_common.settings import CommonSettings
-from prsnl_ingest import catalog
 from prsnl_ingest.catalog import create_owner_key
 from prsnl_ingest.quotas import set_limits
-from tests.support.catalog import new_item
+from tests.support.catalog import fail_item, new_item
 
 pytestmark = pytest.mark.integration
 Client = AsyncTestClient  # type: ignore[type-arg]
@@ -164,17 +163,7 @@ async def test_a_retry_is_held_to_the_bytes_quota_like_a_capture(
     stored = await new_item(pool, owner_id, f"https://example.com/{uuid.uuid4().hex}.mp4")
     write(gateway_env.media_root, f"items/{stored}/video.mp4", 1500)
     failed = await new_item(pool, owner_id, f"https://example.com/{uuid.uuid4().hex}.mp4")
-    await catalog.apply_event(
-        pool,
-        ItemFailed(
-            item_id=failed,
-            stage="download",
-            error_code="source_unavailable",
-            message="503",
-            attempts=5,
-            retryable=True,
-        ),
-    )
+    await fail_item(pool, failed)
     await published_capture(gateway_env, str(failed))  # the first run's message, taken off
     assert await set_limits(pool, name, 1000, None)
 

@@ -128,11 +128,14 @@ class Topology:
 
     def progress_queue(self, service: str, event: type[Event]) -> RabbitQueue:
         """A bounded classic queue for transient progress: old messages drop first."""
+        return self._bounded_queue(service, event.routing_key)
+
+    def _bounded_queue(self, service: str, routing_key: str) -> RabbitQueue:
         return RabbitQueue(
-            self.queue_name(service, event.routing_key),
+            self.queue_name(service, routing_key),
             queue_type=QueueType.CLASSIC,
             durable=True,
-            routing_key=event.routing_key,
+            routing_key=routing_key,
             arguments={
                 "x-max-length": PROGRESS_QUEUE_MAX,
                 "x-overflow": "drop-head",
@@ -142,17 +145,7 @@ class Topology:
 
     def stage_state_queue(self) -> RabbitQueue:
         """Where the gateway hears workers pause and resume (bounded, old states drop)."""
-        return RabbitQueue(
-            self.queue_name("ingest", StageState.routing_key),
-            queue_type=QueueType.CLASSIC,
-            durable=True,
-            routing_key=StageState.routing_key,
-            arguments={
-                "x-max-length": PROGRESS_QUEUE_MAX,
-                "x-overflow": "drop-head",
-                "x-message-ttl": PROGRESS_TTL_MS,
-            },
-        )
+        return self._bounded_queue("ingest", StageState.routing_key)
 
     async def publish_state(self, broker: RabbitBroker, state: StageState) -> None:
         """Announce a worker's stage state; not kept, not mandatory (no gateway: dropped)."""
