@@ -23,7 +23,7 @@ test: deps lint typecheck ## Run the whole suite: lint, types, unit, integration
 	$(UV) run pytest tests $(PYTEST_ARGS)
 
 .PHONY: test-faults
-test-faults: deps ## The full fault suite: every fault with 400 captures per fault, 200 in flight; prints the table
+test-faults: deps ## The full fault suite: every fault with 300 captures per fault, 200 in flight; prints the table
 	$(UV) run python -m tests.faults --full
 
 .PHONY: test-unit

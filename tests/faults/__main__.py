@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import tempfile
 from pathlib import Path
 
-from tests.faults.suite import FULL, SHORT, faults, harness, table
+from tests.faults.suite import FULL, SHORT, Outcome, faults, harness, table
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,6 +26,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--only", metavar="TEXT", help="run only the faults whose name has TEXT")
     args = parser.parse_args(argv)
+    # Stopped with SIGTERM, it still stops the stack, the broker and the database it started.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     form = FULL if args.full else SHORT
     with (
         tempfile.TemporaryDirectory(prefix="prsnl-faults-") as tmp,
@@ -35,7 +38,10 @@ def main(argv: list[str] | None = None) -> int:
             if args.only and args.only not in name:
                 continue
             print(f"fault: {name} ...", file=sys.stderr, flush=True)
-            outcomes.append(running.run(name, inject))
+            try:
+                outcomes.append(running.run(name, inject))
+            except Exception as exc:  # the report still shows the faults that ran
+                outcomes.append(Outcome(name, 0, 0, stuck=-1, notes=[f"the run broke: {exc!r}"]))
     print(table(outcomes))
     return 0 if all(o.ok for o in outcomes) else 1
 
