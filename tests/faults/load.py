@@ -51,6 +51,10 @@ class Load:
         self._thread = threading.Thread(target=self._run, name=f"load-{self.tag}", daemon=True)
         self._thread.start()
 
+    @property
+    def sent_all(self) -> bool:
+        return self._done.is_set()
+
     def join(self) -> None:
         assert self._thread is not None
         self._thread.join(self.deadline)
@@ -87,4 +91,4 @@ class Load:
             counts = client.get("/api/v1/storage").json()["you"]["items"]
         except (httpx.HTTPError, ValueError, KeyError):
             return self.window  # the gateway is down: hold on
-        return len(self.accepted) - counts.get("ready", 0) - counts.get("failed", 0)
+        return len(self.accepted) - int(counts.get("ready", 0)) - int(counts.get("failed", 0))

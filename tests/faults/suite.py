@@ -180,8 +180,10 @@ class Harness:
             window=self.form.window,
         )
         load.start()
-        _wait(lambda: len(load.accepted) >= max(3, self.form.captures // 3), 120, "load")
-        in_flight = len(load.accepted) - self._ended(owner)
+        # The fault strikes with the whole window in flight (or all that was sent, if less).
+        full = self.form.window
+        _wait(lambda: self._in_flight(load, owner) >= full or load.sent_all, 300, "load")
+        in_flight = self._in_flight(load, owner)
         inject()
         fault_over = time.monotonic()
         load.join()
@@ -212,6 +214,9 @@ class Harness:
 
     def _items(self, owner: str) -> list[asyncpg.Record]:
         return asyncio.run(_fetch(self.stack.database_url, ITEMS_OF_OWNER, owner))
+
+    def _in_flight(self, load: Load, owner: str) -> int:
+        return len(load.accepted) - self._ended(owner)
 
     def _count_items(self, owner: str, load: Load, outcome: Outcome) -> None:
         rows = {str(row["id"]): row for row in self._items(owner)}
