@@ -10,6 +10,7 @@ from hypothesis import settings
 
 from tests.support.clips import make_clip
 from tests.support.media_server import MediaServer
+from tests.support.seaweed import SeaweedS3
 
 # Property tests explore the same examples on every run (and keep no example database), so
 # the suite passes or fails the same way run after run; explore freely with
@@ -42,3 +43,10 @@ def canary(canary_server: MediaServer) -> Iterator[MediaServer]:
         f"{len(reached)} connection(s) reached the canary on {CANARY_HOST}: "
         f"{canary_server.requests}"
     )
+
+
+@pytest.fixture(scope="session")
+def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedS3]:
+    """A real S3 server (SeaweedFS) on loopback; each user takes a bucket of its own."""
+    with SeaweedS3(tmp_path_factory.mktemp("seaweedfs")) as server:
+        yield server

@@ -61,23 +61,29 @@ def traces() -> Iterator[OtlpReceiver]:
         yield receiver
 
 
+# The end-to-end stack's settings: short retries, progress and sweeps, so tests finish fast.
+STACK_SETTINGS = {
+    "MAX_VIDEO_SIZE_MB": str(MAX_VIDEO_SIZE_MB),
+    "PRSNL_RETRY_DELAYS": "0.5,1,2",
+    "PRSNL_MAX_ATTEMPTS": "4",
+    "PRSNL_DOWNLOADER_PROGRESS_INTERVAL_SECONDS": "0.3",
+    "PRSNL_DOWNLOADER_STALL_SECONDS": "20",
+    "PRSNL_INGEST_PROGRESS_INTERVAL_SECONDS": "0.2",
+    "PRSNL_TRANSCODER_COMPRESS_THRESHOLD_MB": "400",
+    "PRSNL_JANITOR_SWEEP_INTERVAL_SECONDS": "5",
+    # Above the stall window: only a dead delivery's scratch goes this long unwritten.
+    "PRSNL_JANITOR_TEMP_TTL_SECONDS": "30",
+    "OTEL_BSP_SCHEDULE_DELAY": "200",
+}
+
+
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory, traces: OtlpReceiver) -> Iterator[Stack]:
     with running_stack(
         tmp_path_factory.mktemp("stack"),
         downloaders=2,
-        MAX_VIDEO_SIZE_MB=str(MAX_VIDEO_SIZE_MB),
-        PRSNL_RETRY_DELAYS="0.5,1,2",
-        PRSNL_MAX_ATTEMPTS="4",
-        PRSNL_DOWNLOADER_PROGRESS_INTERVAL_SECONDS="0.3",
-        PRSNL_DOWNLOADER_STALL_SECONDS="20",
-        PRSNL_INGEST_PROGRESS_INTERVAL_SECONDS="0.2",
-        PRSNL_TRANSCODER_COMPRESS_THRESHOLD_MB="400",
-        PRSNL_JANITOR_SWEEP_INTERVAL_SECONDS="5",
-        # Above the stall window: only a dead delivery's scratch goes this long unwritten.
-        PRSNL_JANITOR_TEMP_TTL_SECONDS="30",
+        **STACK_SETTINGS,
         OTEL_EXPORTER_OTLP_ENDPOINT=traces.endpoint,
-        OTEL_BSP_SCHEDULE_DELAY="200",
     ) as running:
         yield running
 
@@ -93,8 +99,7 @@ def bob(stack: Stack) -> Api:
 
 
 def item_files(stack: Stack, item_id: str) -> list[str]:
-    folder = stack.media_root / "items" / item_id
-    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+    return sorted(f.key.rsplit("/", 1)[-1] for f in stack.store.list(f"items/{item_id}"))
 
 
 def scratch_entries(stack: Stack, item_id: str) -> list[str]:

@@ -1,21 +1,77 @@
-"""The whole pipeline on real RabbitMQ, PostgreSQL, yt-dlp and ffmpeg, each service a process."""
+"""The whole pipeline on real RabbitMQ, PostgreSQL, yt-dlp and ffmpeg, each service a process.
+
+Every test runs twice: on the local media directory and on a real S3 server
+(SeaweedFS). On the object store ``alice`` talks to a gateway that streams the
+ranges from the store (redirects off), so the same assertions hold; the
+redirect to presigned links has tests of its own below.
+"""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.e2e.conftest import item_files, scratch_entries
+from tests.e2e.conftest import STACK_SETTINGS, item_files, scratch_entries
 from tests.support.clips import probe
 from tests.support.media_server import MediaServer
-from tests.support.stack import Api, Stack
+from tests.support.otlp import OtlpReceiver
+from tests.support.seaweed import SeaweedS3
+from tests.support.stack import Api, Stack, free_port, running_stack
 
 pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module", params=["local", "s3"])
+def stack(
+    request: pytest.FixtureRequest,
+    stack: Stack,
+    tmp_path_factory: pytest.TempPathFactory,
+    traces: OtlpReceiver,
+) -> Iterator[Stack]:
+    """The shared stack on the media directory, or one of this module's on a bucket."""
+    if request.param == "local":
+        yield stack
+        return
+    seaweed: SeaweedS3 = request.getfixturevalue("seaweed")
+    with running_stack(
+        tmp_path_factory.mktemp("s3-stack"),
+        downloaders=2,
+        **STACK_SETTINGS,
+        **seaweed.env(seaweed.bucket()),
+        OTEL_EXPORTER_OTLP_ENDPOINT=traces.endpoint,
+    ) as running:
+        yield running
+
+
+def on_object_store(stack: Stack) -> bool:
+    return "PRSNL_MEDIA_STORE" in stack.env
+
+
+@pytest.fixture(scope="module")
+def alice(stack: Stack) -> Api:
+    """Alice on this stack; on the object store served by a streaming (proxy) gateway."""
+    if not on_object_store(stack):
+        return stack.client(stack.create_key("alice"))
+    port = free_port()
+    stack.start(
+        "ingest",
+        extra_env={"PRSNL_INGEST_PORT": str(port), "PRSNL_INGEST_STORE_REDIRECTS": "false"},
+    )
+    proxy = f"http://127.0.0.1:{port}"
+    stack.wait_ready(base_url=proxy)
+    return Api(proxy, stack.create_key("alice"))
+
+
+def stored_copy(stack: Stack, key: str, into: Path) -> Path:
+    """A local file with the bytes of ``key``, from either store."""
+    return stack.store.local_file(key, into)
 
 
 def capture_ready(api: Api, url: str, timeout: float = 120, **options: object) -> dict:
@@ -178,11 +234,11 @@ def test_twelve_captures_at_once_across_two_downloaders(
 
 
 def test_short_clip_thumbnails_and_rotated_clip_upright(
-    stack: Stack, alice: Api, media: MediaServer
+    stack: Stack, alice: Api, media: MediaServer, tmp_path: Path
 ) -> None:
     short = capture_ready(alice, media.url("/files/short.mp4"))
     for width in (320, 640, 1280):
-        path = stack.media_root / "items" / short["id"] / f"thumb-{width}.jpg"
+        path = stored_copy(stack, f"items/{short['id']}/thumb-{width}.jpg", tmp_path)
         stream = probe(path)["streams"][0]
         assert stream["width"] == width
         assert stream["height"] == width * 720 // 1280
@@ -190,7 +246,8 @@ def test_short_clip_thumbnails_and_rotated_clip_upright(
     rotated = capture_ready(alice, media.url("/files/rotated.mp4"))
     assert rotated["action"] == "transcoded"
     assert (rotated["width"], rotated["height"]) == (360, 640)
-    thumb = probe(stack.media_root / "items" / rotated["id"] / "thumb-320.jpg")["streams"][0]
+    thumb = probe(stored_copy(stack, f"items/{rotated['id']}/thumb-320.jpg", tmp_path))
+    thumb = thumb["streams"][0]
     assert thumb["height"] > thumb["width"]
 
 
@@ -245,8 +302,8 @@ def test_retranscode_to_480p_serves_480p_and_removes_the_old_file(
     stack: Stack, alice: Api, media: MediaServer
 ) -> None:
     item = capture_ready(alice, media.url("/files/h264.mp4?retranscode=1"))
-    old = stack.media_root / "items" / item["id"] / "video.mp4"
-    assert old.exists()
+    old = f"items/{item['id']}/video.mp4"
+    assert stack.store.exists(old)
     response = alice.post(f"/api/v1/items/{item['id']}/transcode", {"profile": "480p"})
     assert response.status_code == 202, response.text
     # Still serving the current video while the new one is made.
@@ -256,9 +313,9 @@ def test_retranscode_to_480p_serves_480p_and_removes_the_old_file(
     served = alice.get(f"/api/v1/items/{done['id']}/video")
     assert served.status_code == 200 and len(served.content) == done["size"]
     deadline = time.monotonic() + 30
-    while old.exists() and time.monotonic() < deadline:
+    while stack.store.exists(old) and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert not old.exists()
+    assert not stack.store.exists(old)
     assert "video-480p.mp4" in item_files(stack, item["id"])
     bad = alice.post(f"/api/v1/items/{item['id']}/transcode", {"profile": "4k"})
     assert bad.status_code == 422 and bad.json()["code"] == "unknown_profile"
@@ -311,3 +368,67 @@ def test_live_progress_over_server_sent_events(alice: Api, media: MediaServer) -
     progress = [d["progress"] for k, d in events if k == "progress"]
     assert any(p["stage"] == "download" and p["downloaded_bytes"] > 0 for p in progress)
     assert events[-1][1]["status"] == "ready"
+
+
+def test_the_object_store_serves_ranges_through_a_presigned_redirect(
+    stack: Stack, alice: Api, media: MediaServer
+) -> None:
+    if not on_object_store(stack):
+        pytest.skip("the media directory has no presigned links")
+    item = capture_ready(alice, media.url("/files/small.mp4?redirect=1"))
+    expected = alice.get(f"/api/v1/items/{item['id']}/video").content  # streamed by the proxy
+    redirecting = Api(stack.base_url, alice.key)
+    video = f"/api/v1/items/{item['id']}/video"
+
+    answer = redirecting.get(video)
+    assert answer.status_code == 307, answer.text
+    location = answer.headers["location"]
+    assert location.startswith(stack.env["PRSNL_S3_ENDPOINT"]) and "X-Amz-Signature" in location
+    # The store answers the ranges itself; the Bearer key does not follow to it.
+    with httpx.Client(follow_redirects=True, timeout=30) as client:
+        ranged = client.get(
+            f"{stack.base_url}{video}", headers={**alice.headers, "Range": "bytes=100-199"}
+        )
+        assert ranged.status_code == 206 and ranged.content == expected[100:200]
+        assert ranged.headers["content-range"] == f"bytes 100-199/{len(expected)}"
+        head = client.head(f"{stack.base_url}{video}", headers=alice.headers)
+        assert head.status_code == 200 and int(head.headers["content-length"]) == len(expected)
+        # A signed link of the answer (no header at all) goes the same way.
+        signed = redirecting.item(item["id"])["links"]["video"]
+        whole = client.get(signed)
+        assert whole.status_code == 200 and whole.content == expected
+        thumb = client.get(redirecting.item(item["id"])["links"]["thumbnails"]["320"])
+        assert thumb.status_code == 200 and thumb.content[:3] == b"\xff\xd8\xff"
+    # A player: ffprobe follows the redirect and seeks in the store.
+    result = subprocess.run(
+        ["ffprobe", "-v", "error", "-print_format", "json", "-show_streams", signed],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert sorted(s["codec_name"] for s in json.loads(result.stdout)["streams"]) == ["aac", "h264"]
+    # A link of a deleted item stops at the gateway, before any redirect.
+    assert redirecting.delete(f"/api/v1/items/{item['id']}").status_code == 204
+    gone = httpx.get(signed)
+    assert gone.status_code == 404, gone.text
+
+
+def test_every_service_stays_small_through_a_large_video(
+    stack: Stack, alice: Api, media: MediaServer
+) -> None:
+    """Peak RSS (VmHWM) of each service process, after a 105 MB video went through it all."""
+    capture_ready(alice, media.url("/files/large.mp4?memory=1"), timeout=240)
+    peaks = {
+        f"{service}-{index}": peak_rss_mib(process.pid)
+        for service, processes in stack.processes.items()
+        for index, process in enumerate(processes)
+    }
+    assert all(peak < 150 for peak in peaks.values()), peaks
+
+
+def peak_rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError(f"no VmHWM for {pid}")

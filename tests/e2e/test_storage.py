@@ -1,4 +1,7 @@
-"""Storage that manages itself, with every service as its own process: orphans, quotas."""
+"""Storage that manages itself, with every service as its own process: orphans, quotas.
+
+Each test runs on the media directory and on a bucket of a real S3 server.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ import pytest
 from tests.e2e.conftest import item_files, scratch_entries
 from tests.support.clips import make_clip
 from tests.support.media_server import MediaServer
+from tests.support.seaweed import SeaweedS3
 from tests.support.stack import Api, Stack, running_stack
 
 pytestmark = pytest.mark.e2e
@@ -29,11 +33,18 @@ def storage_media(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MediaSer
         yield server
 
 
-@pytest.fixture(scope="module")
-def storage_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+@pytest.fixture(scope="module", params=["local", "s3"])
+def storage_stack(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
+    store: dict[str, str] = {}
+    if request.param == "s3":
+        seaweed: SeaweedS3 = request.getfixturevalue("seaweed")
+        store = seaweed.env(seaweed.bucket())
     with running_stack(
         tmp_path_factory.mktemp("storage-stack"),
         downloaders=1,
+        **store,
         PRSNL_DOWNLOADER_PROGRESS_INTERVAL_SECONDS="0.2",
         PRSNL_INGEST_PROGRESS_INTERVAL_SECONDS="0.1",
         PRSNL_JANITOR_SWEEP_INTERVAL_SECONDS="1",
@@ -75,17 +86,18 @@ def test_delete_during_a_download_leaves_nothing_after_the_grace(
         within=GRACE + 60,
         what="no file of the deleted item after the grace",
     )
-    assert not (storage_stack.media_root / "items" / item_id).exists()
+    assert not list(storage_stack.store.list(f"items/{item_id}"))
 
 
 def test_an_orphan_is_removed_by_the_running_janitor_after_the_grace(
-    storage_stack: Stack,
+    storage_stack: Stack, tmp_path: Path
 ) -> None:
-    stray = storage_stack.media_root / "items" / str(uuid.uuid4()) / "original.mp4"
-    stray.parent.mkdir(parents=True)
-    stray.write_bytes(os.urandom(1000))
+    store = storage_stack.store
+    stray = f"items/{uuid.uuid4()}/original.mp4"
+    (tmp_path / "stray").write_bytes(os.urandom(1000))
+    store.put_file(stray, tmp_path / "stray")
     written = time.monotonic()
-    wait(lambda: not stray.exists(), within=60, what="the orphan removed")
+    wait(lambda: not store.exists(stray), within=60, what="the orphan removed")
     # Not before the minimum age and the grace after its announcement.
     assert time.monotonic() - written >= GRACE
     assert "announced" in storage_stack.logs("storage-janitor")

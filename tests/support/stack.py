@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import signal
 import socket
@@ -22,6 +23,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
+from prsnl_common.settings import CommonSettings
+from prsnl_common.store import MediaStore, open_store
 
 RABBITMQ_URL = os.environ.get("PRSNL_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
 POSTGRES_URL = os.environ.get("PRSNL_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432")
@@ -65,6 +69,14 @@ class Stack:
     @property
     def database_url(self) -> str:
         return self.env["PRSNL_DATABASE_URL"]
+
+    @functools.cached_property
+    def store(self) -> MediaStore:
+        """The stack's media store, as its services open it (a directory or a bucket)."""
+        names = ("MEDIA_ROOT", "MEDIA_STORE", "S3_ENDPOINT", "S3_ACCESS_KEY_ID")
+        names += ("S3_SECRET_ACCESS_KEY",)
+        chosen = {n.lower(): self.env[f"PRSNL_{n}"] for n in names if f"PRSNL_{n}" in self.env}
+        return open_store(CommonSettings(**chosen))
 
     def start(
         self, service: str, count: int = 1, extra_env: Mapping[str, str] | None = None

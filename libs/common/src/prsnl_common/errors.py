@@ -71,6 +71,8 @@ ERROR_CODES: dict[str, str] = {
     # any stage
     "dead_lettered": "A message for this item exhausted its deliveries and sits in the "
     "stage's dead-letter queue for an operator to inspect and replay.",
+    "store_unavailable": "The object store holding the media did not answer or refused "
+    "(down, unreachable, wrong credentials); jobs retry, the API answers 503.",
     "internal_error": "An unexpected error: in a worker after all retries, or in the "
     "gateway (HTTP 500, a defect to report).",
 }

@@ -12,7 +12,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from prsnl_common.netguard import AllowRule, parse_allow_rules
@@ -62,7 +62,23 @@ class CommonSettings(BaseSettings):
         pattern=r"^[a-z][a-z0-9_-]{0,30}$",
         description="Prefix of every exchange and queue; one deployment per namespace",
     )
-    media_root: Path = Field(default=Path("var/media"), description="Root of the media store")
+    media_root: Path = Field(
+        default=Path("var/media"),
+        description="Root of the media store; with an object store, where scratch space lives",
+    )
+    media_store: str = Field(
+        default="",
+        description="s3://bucket/prefix keeps media in an S3-compatible object store; empty "
+        "keeps it in the media root",
+    )
+    s3_endpoint: str = Field(
+        default="", description="URL of the S3 API (http://127.0.0.1:8333); empty: AWS"
+    )
+    s3_region: str = Field(default="us-east-1", description="Region the requests are signed for")
+    s3_access_key_id: str = Field(default="", description="Access key of the object store")
+    s3_secret_access_key: SecretStr = Field(
+        default=SecretStr(""), description="Secret key of the object store"
+    )
     ssrf_allowlist: str = Field(
         default="",
         description="Comma-separated addresses or CIDRs, each optionally with a port "
@@ -85,6 +101,15 @@ class CommonSettings(BaseSettings):
     @classmethod
     def _check_allowlist(cls, value: str) -> str:
         parse_allow_rules(value)
+        return value
+
+    @field_validator("media_store")
+    @classmethod
+    def _check_store(cls, value: str) -> str:
+        if value:
+            from prsnl_common.s3store import parse_store_url
+
+            parse_store_url(value)
         return value
 
     @field_validator("retry_delays")

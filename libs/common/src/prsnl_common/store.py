@@ -5,17 +5,27 @@ them unchanged: ``items/<item_id>/original.<ext>``, ``items/<item_id>/video.mp4`
 ``items/<item_id>/thumb-<width>.jpg``; scratch space lives under ``tmp/<job>/``.
 Writes go to a temporary name and are renamed into place, so a reader never
 sees half a file and a crash never leaves one under a real key.
+
+:class:`MediaStore` is the interface; :func:`open_store` picks the local
+directory (the default) or an S3-compatible object store
+(:mod:`prsnl_common.s3store`) from the settings. Both keep scratch space on
+local disk, since ffmpeg and yt-dlp work on files.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from stat import S_ISREG as stat_is_file
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from prsnl_common.settings import CommonSettings
 
 
 class InvalidKey(ValueError):
@@ -49,30 +59,118 @@ def thumbnail_key(item_id: uuid.UUID | str, width: int, profile: str | None = No
     return f"{item_prefix(item_id)}/thumb-{middle}{width}.jpg"
 
 
-class LocalMediaStore:
-    """Media store on a local (or network-mounted) directory."""
+class MediaStore(Protocol):
+    """Files by key; every call blocks (run it in a thread from async code) but reads."""
+
+    root: Path  # local disk: scratch lives in root/tmp
+
+    def scratch(self, job: str) -> Path: ...
+    def discard_scratch(self, job: str) -> None: ...
+    def put_file(self, key: str, source: Path) -> StoredFile: ...
+    def stat(self, key: str) -> StoredFile | None: ...
+    async def head(self, key: str) -> StoredFile | None:
+        """:meth:`stat` without blocking the event loop."""
+        ...
+
+    def exists(self, key: str) -> bool: ...
+    def delete(self, key: str) -> bool: ...
+    def delete_prefix(self, prefix: str) -> int: ...
+    def list(self, prefix: str = "") -> Iterator[StoredFile]: ...
+    def free_bytes(self) -> int: ...
+    def local_file(self, key: str, scratch: Path) -> Path:
+        """A local file with ``key``'s bytes: the file itself, or a copy in ``scratch``."""
+        ...
+
+    def read_range(
+        self, key: str, start: int, length: int, chunk_size: int
+    ) -> AsyncIterator[bytes]: ...
+    def presigned_url(self, key: str, seconds: int, method: str = "GET") -> str | None:
+        """A GET (or HEAD) link the store serves itself, without us, or None if it cannot."""
+        ...
+
+    def describe(self) -> str: ...
+
+
+def open_store(settings: CommonSettings) -> MediaStore:
+    """The store the settings choose: ``PRSNL_MEDIA_STORE`` (s3://...) or ``PRSNL_MEDIA_ROOT``."""
+    if not settings.media_store:
+        return LocalMediaStore(settings.media_root)
+    from prsnl_common.s3store import S3MediaStore, S3Options
+
+    options = S3Options(
+        settings.s3_endpoint,
+        settings.s3_region,
+        settings.s3_access_key_id,
+        settings.s3_secret_access_key.get_secret_value(),
+    )
+    return S3MediaStore(settings.media_store, options, settings.media_root)
+
+
+class ScratchSpace:
+    """Scratch folders ``tmp/<job>`` under a local root, for every kind of store."""
 
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()
-        (self.root / "items").mkdir(parents=True, exist_ok=True)
         (self.root / "tmp").mkdir(parents=True, exist_ok=True)
-
-    def path(self, key: str) -> Path:
-        """The filesystem path of ``key``; refuses keys that would escape the root."""
-        pure = PurePosixPath(key)
-        if pure.is_absolute() or not pure.parts or any(p in ("", ".", "..") for p in pure.parts):
-            raise InvalidKey(key)
-        return self.root.joinpath(*pure.parts)
 
     def scratch(self, job: str) -> Path:
         """A fresh, empty scratch directory ``tmp/<job>`` (left-overs of a crash removed)."""
-        directory = self.path(f"tmp/{job}")
+        directory = self.root.joinpath("tmp", *key_parts(job))
         shutil.rmtree(directory, ignore_errors=True)
         directory.mkdir(parents=True)
         return directory
 
     def discard_scratch(self, job: str) -> None:
-        shutil.rmtree(self.path(f"tmp/{job}"), ignore_errors=True)
+        shutil.rmtree(self.root.joinpath("tmp", *key_parts(job)), ignore_errors=True)
+
+
+def key_parts(key: str) -> tuple[str, ...]:
+    """The parts of a relative key; refuses absolute keys, empty parts, . and .."""
+    pure = PurePosixPath(key)
+    if pure.is_absolute() or not pure.parts or any(p in ("", ".", "..") for p in key.split("/")):
+        raise InvalidKey(key)
+    return pure.parts
+
+
+class LocalMediaStore(ScratchSpace):
+    """Media store on a local (or network-mounted) directory."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        (self.root / "items").mkdir(parents=True, exist_ok=True)
+
+    def path(self, key: str) -> Path:
+        """The filesystem path of ``key``; refuses keys that would escape the root."""
+        return self.root.joinpath(*key_parts(key))
+
+    def local_file(self, key: str, scratch: Path) -> Path:
+        return self.path(key)
+
+    async def head(self, key: str) -> StoredFile | None:
+        return self.stat(key)  # a local stat is microseconds: no thread
+
+    async def read_range(
+        self, key: str, start: int, length: int, chunk_size: int
+    ) -> AsyncIterator[bytes]:
+        """``length`` bytes of ``key`` from ``start`` in chunks, off the event loop."""
+        handle = await asyncio.to_thread(self.path(key).open, "rb")
+        try:
+            handle.seek(start)
+            remaining = length
+            while remaining > 0:
+                chunk = await asyncio.to_thread(handle.read, min(chunk_size, remaining))
+                if not chunk:
+                    return
+                remaining -= len(chunk)
+                yield chunk
+        finally:
+            handle.close()
+
+    def presigned_url(self, key: str, seconds: int, method: str = "GET") -> str | None:
+        return None
+
+    def describe(self) -> str:
+        return str(self.root)
 
     def put_file(self, key: str, source: Path) -> StoredFile:
         """Move ``source`` (on the same filesystem, e.g. scratch) to ``key`` atomically."""

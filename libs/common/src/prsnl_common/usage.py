@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
-from prsnl_common.store import LocalMediaStore, StoredFile, item_prefix, kind_of
+from prsnl_common.store import MediaStore, StoredFile, item_prefix, kind_of
 
 # The store's kinds and their names in the API.
 KIND_NAMES = {
@@ -74,7 +74,7 @@ def count(files: Iterable[StoredFile]) -> Usage:
     return usage
 
 
-def _by_folder(store: LocalMediaStore) -> dict[str, Usage]:
+def _by_folder(store: MediaStore) -> dict[str, Usage]:
     """Usage per item folder name (``""`` for files outside any item folder)."""
     folders: dict[str, Usage] = {}
     for stored in store.list():
@@ -90,7 +90,7 @@ def _merge(into: Usage, other: Usage) -> None:
         into.kinds[kind].files += counted.files
 
 
-async def storage_report(pool: asyncpg.Pool, store: LocalMediaStore) -> StorageReport:
+async def storage_report(pool: asyncpg.Pool, store: MediaStore) -> StorageReport:
     """Usage of the whole store, of every owner (also those with nothing stored), free disk."""
     folders = await asyncio.to_thread(_by_folder, store)
     owners = {
@@ -112,7 +112,7 @@ async def storage_report(pool: asyncpg.Pool, store: LocalMediaStore) -> StorageR
     return StorageReport(everything, list(owners.values()), unowned, disk.free, disk.total)
 
 
-async def owner_usage(pool: asyncpg.Pool, store: LocalMediaStore, owner_id: uuid.UUID) -> Usage:
+async def owner_usage(pool: asyncpg.Pool, store: MediaStore, owner_id: uuid.UUID) -> Usage:
     """What one owner stores: every file in the folders of the owner's items."""
     ids = [
         row["id"] for row in await pool.fetch("SELECT id FROM items WHERE owner_id = $1", owner_id)

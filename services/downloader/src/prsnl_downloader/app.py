@@ -10,7 +10,7 @@ from faststream.rabbit import RabbitBroker
 from prsnl_common.broker import Topology
 from prsnl_common.consumer import Job, subscribe_stage
 from prsnl_common.events import UrlCaptured
-from prsnl_common.store import LocalMediaStore
+from prsnl_common.store import open_store
 from prsnl_common.worker import Setup
 from prsnl_downloader.pool import DownloadPool
 from prsnl_downloader.service import download_video
@@ -29,7 +29,7 @@ def make_setup(settings: DownloaderSettings) -> Setup:
     @contextlib.asynccontextmanager
     async def setup(broker: RabbitBroker, topology: Topology) -> AsyncIterator[None]:
         common = topology.settings
-        store = LocalMediaStore(common.media_root)
+        store = open_store(common)
         pool = DownloadPool(
             settings.concurrency,
             allowlist=common.allow_rules,

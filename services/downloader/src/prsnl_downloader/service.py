@@ -23,7 +23,7 @@ from prsnl_common.events import (
 )
 from prsnl_common.netguard import AllowRule, default_port, is_blocked, parse_http_url
 from prsnl_common.settings import CommonSettings
-from prsnl_common.store import LocalMediaStore, original_key
+from prsnl_common.store import MediaStore, original_key
 from prsnl_downloader.cookies import prepare_cookie_file
 from prsnl_downloader.metrics import OUTCOME_OK, record_download
 from prsnl_downloader.pool import DownloadPool
@@ -41,7 +41,7 @@ async def download_video(
     job: Job[UrlCaptured],
     *,
     pool: DownloadPool,
-    store: LocalMediaStore,
+    store: MediaStore,
     settings: DownloaderSettings,
     common: CommonSettings,
 ) -> None:

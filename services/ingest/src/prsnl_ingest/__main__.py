@@ -240,12 +240,12 @@ async def _set_retention(
 
 async def _apply_retention(common: CommonSettings, *, dry_run: bool) -> list[str]:
     from prsnl_common.db import create_pool
-    from prsnl_common.store import LocalMediaStore
+    from prsnl_common.store import open_store
     from prsnl_ingest import retention
 
     await _migrate(common)
     pool = await create_pool(common.database_url, max_size=2)
-    store = LocalMediaStore(common.media_root)
+    store = open_store(common)
     try:
         removals = await (retention.plan if dry_run else retention.apply)(pool, store)
     finally:

@@ -33,7 +33,7 @@ from prsnl_common.observability import (
     setup_tracing,
 )
 from prsnl_common.settings import CommonSettings
-from prsnl_common.store import LocalMediaStore
+from prsnl_common.store import open_store
 from prsnl_common.worker import consumer_checks
 from prsnl_ingest import catalog
 from prsnl_ingest.api.captures import CaptureController
@@ -121,7 +121,7 @@ def create_app(
                 settings=settings,
                 common=common,
                 pool=pool,
-                store=LocalMediaStore(common.media_root),
+                store=open_store(common),
                 hub=hub,
                 broker=broker,
                 keys=keys,

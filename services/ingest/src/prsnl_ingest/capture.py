@@ -21,7 +21,7 @@ from prsnl_common.errors import PermanentError, PipelineError
 from prsnl_common.events import CaptureOptions, ReplyTo, Source, new_event_id
 from prsnl_common.netguard import AllowRule, check_url
 from prsnl_common.platforms import classify
-from prsnl_common.store import LocalMediaStore, original_key
+from prsnl_common.store import MediaStore, original_key
 from prsnl_ingest import catalog, metrics, quotas
 from prsnl_ingest.catalog import CaptureOutcome
 
@@ -38,7 +38,7 @@ VIDEO_EXTENSIONS = {
 async def capture(
     pool: asyncpg.Pool,
     *,
-    store: LocalMediaStore,
+    store: MediaStore,
     quota_defaults: quotas.Limits,
     allowlist: Iterable[AllowRule],
     default_max_height: int,
@@ -112,7 +112,7 @@ class Upload:
 
 async def capture_upload(
     pool: asyncpg.Pool,
-    store: LocalMediaStore,
+    store: MediaStore,
     owner_id: uuid.UUID,
     upload: Upload,
     quota_defaults: quotas.Limits,
@@ -166,7 +166,7 @@ async def capture_upload(
 
 async def _store_upload(
     pool: asyncpg.Pool,
-    store: LocalMediaStore,
+    store: MediaStore,
     new: catalog.NewUpload,
     received: Path,
     ext: str,
@@ -177,10 +177,10 @@ async def _store_upload(
     try:
         outcome = await catalog.create_upload(pool, _with_key(new, key), admit)
     except BaseException:
-        store.delete(key)  # the item was not created; neither stays its file
+        store.delete(key)  # the item was not created; neither stays its file, even if cancelled
         raise
     if not outcome.created:
-        store.delete(key)
+        await asyncio.to_thread(store.delete, key)
     return outcome
 
 

@@ -18,7 +18,7 @@ from asyncpg.pool import PoolConnectionProxy
 
 from prsnl_common.errors import PermanentError
 from prsnl_common.events import StorageQuota
-from prsnl_common.store import LocalMediaStore
+from prsnl_common.store import MediaStore
 from prsnl_common.usage import owner_usage
 from prsnl_ingest.catalog import hash_key
 from prsnl_ingest.settings import IngestSettings
@@ -76,7 +76,7 @@ async def captures_today(connection: Connection | asyncpg.Pool, owner_id: uuid.U
 
 
 async def standing(
-    pool: asyncpg.Pool, store: LocalMediaStore, owner_id: uuid.UUID, defaults: Limits
+    pool: asyncpg.Pool, store: MediaStore, owner_id: uuid.UUID, defaults: Limits
 ) -> Standing:
     limits = await limits_of(pool, owner_id, defaults)
     # Only a limit that exists is measured: the usage walks the owner's folders, which a

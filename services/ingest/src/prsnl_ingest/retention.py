@@ -10,13 +10,14 @@ real run would carry out at that moment.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import uuid
 from dataclasses import dataclass
 
 import asyncpg
 
-from prsnl_common.store import LocalMediaStore, item_prefix
+from prsnl_common.store import MediaStore, item_prefix
 from prsnl_common.usage import count, owner_usage
 from prsnl_ingest import catalog
 
@@ -56,7 +57,7 @@ async def set_policy(
     return True
 
 
-async def plan(pool: asyncpg.Pool, store: LocalMediaStore) -> list[Removal]:
+async def plan(pool: asyncpg.Pool, store: MediaStore) -> list[Removal]:
     """What every owner's policy removes now, oldest first per owner."""
     policies = await pool.fetch(
         "SELECT r.owner_id, o.name, r.max_age_days, r.max_bytes FROM owner_retention r "
@@ -69,7 +70,7 @@ async def plan(pool: asyncpg.Pool, store: LocalMediaStore) -> list[Removal]:
 
 
 async def _plan_owner(
-    pool: asyncpg.Pool, store: LocalMediaStore, policy: asyncpg.Record
+    pool: asyncpg.Pool, store: MediaStore, policy: asyncpg.Record
 ) -> list[Removal]:
     items = await pool.fetch(
         "SELECT id, created_at, created_at < now() - make_interval(days => $2) AS expired "
@@ -79,9 +80,10 @@ async def _plan_owner(
         list(FINISHED),
     )
     stored = (await owner_usage(pool, store, policy["owner_id"])).total.bytes
+    sizes = await asyncio.to_thread(_sizes, store, [item["id"] for item in items])
     removals = []
     for item in items:
-        size = count(store.list(item_prefix(item["id"]))).total.bytes
+        size = sizes[item["id"]]
         if policy["max_age_days"] and item["expired"]:
             reason = f"older than {policy['max_age_days']} days"
         elif policy["max_bytes"] and stored > policy["max_bytes"]:
@@ -93,7 +95,7 @@ async def _plan_owner(
     return removals
 
 
-async def apply(pool: asyncpg.Pool, store: LocalMediaStore) -> list[Removal]:
+async def apply(pool: asyncpg.Pool, store: MediaStore) -> list[Removal]:
     """Carry out the plan; returns what was removed (an item deleted meanwhile is skipped)."""
     removed = []
     for removal in await plan(pool, store):
@@ -104,3 +106,7 @@ async def apply(pool: asyncpg.Pool, store: LocalMediaStore) -> list[Removal]:
             continue
         removed.append(removal)
     return removed
+
+
+def _sizes(store: MediaStore, item_ids: list[uuid.UUID]) -> dict[uuid.UUID, int]:
+    return {i: count(store.list(item_prefix(i))).total.bytes for i in item_ids}

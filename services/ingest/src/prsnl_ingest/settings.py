@@ -27,6 +27,18 @@ class IngestSettings(BaseSettings):
         description="When set (e.g. /_media/), files are answered with X-Accel-Redirect to "
         "this internal nginx location instead of being streamed by the gateway",
     )
+    store_redirects: bool = Field(
+        default=True,
+        description="With an object store, answer a video or thumbnail request with a redirect "
+        "to a presigned link (the store or a CDN in front of it serves the ranges); off: the "
+        "gateway streams the ranges from the store itself",
+    )
+    store_link_seconds: int = Field(
+        default=3600,
+        ge=60,
+        le=7 * 86400,
+        description="How long a presigned link of a redirect stays valid (S3 allows 7 days)",
+    )
     page_size: int = Field(default=50, ge=1, le=500)
     max_body_bytes: int = Field(
         default=64 * 1024, ge=1024, description="Largest request body; larger ones get 413"

@@ -9,13 +9,9 @@ and a strong ETag so ``If-Range`` can be honoured.
 from __future__ import annotations
 
 import email.utils
-import os
 import re
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
-
-import anyio
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
@@ -102,21 +98,3 @@ def not_modified(headers: Mapping[str, str], validators: FileValidators) -> bool
             return False
         return int(validators.mtime) <= int(parsed.timestamp())
     return False
-
-
-async def read_file(path: Path, start: int, length: int, chunk_size: int) -> AsyncIterator[bytes]:
-    """Yield ``length`` bytes of ``path`` from ``start`` in chunks, off the event loop."""
-    async with await anyio.open_file(path, "rb") as handle:
-        await handle.seek(start)
-        remaining = length
-        while remaining > 0:
-            chunk = await handle.read(min(chunk_size, remaining))
-            if not chunk:
-                return
-            remaining -= len(chunk)
-            yield chunk
-
-
-def stat_file(path: Path) -> FileValidators:
-    stat = os.stat(path)
-    return FileValidators(stat.st_size, stat.st_mtime)

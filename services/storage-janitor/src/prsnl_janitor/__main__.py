@@ -94,10 +94,10 @@ def main(argv: list[str] | None = None) -> None:
 
 
 async def _backup_or_restore(args: argparse.Namespace, common: CommonSettings) -> str:
-    from prsnl_common.store import LocalMediaStore
+    from prsnl_common.store import open_store
     from prsnl_janitor import backup
 
-    store = LocalMediaStore(common.media_root)
+    store = open_store(common)
     started = time.monotonic()
     if args.command == "backup":
         made = await backup.backup(common.database_url, store, args.to)
@@ -126,12 +126,12 @@ async def _backup_or_restore(args: argparse.Namespace, common: CommonSettings) -
 async def _sweep(settings: JanitorSettings, common: CommonSettings, *, dry_run: bool) -> list[str]:
     from prsnl_common.broker import EventPublisher, Topology, create_broker
     from prsnl_common.db import create_pool, ensure_database, migrate
-    from prsnl_common.store import LocalMediaStore
+    from prsnl_common.store import open_store
     from prsnl_janitor import sweep
 
     await ensure_database(common.database_url)
     await migrate(common.database_url, sweep.MIGRATIONS)
-    store = LocalMediaStore(common.media_root)
+    store = open_store(common)
     pool = await create_pool(common.database_url, max_size=3)
     try:
         if dry_run:

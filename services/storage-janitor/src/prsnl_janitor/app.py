@@ -15,7 +15,7 @@ from prsnl_common.consumer import Job, subscribe_stage
 from prsnl_common.db import create_pool, ensure_database, migrate
 from prsnl_common.events import FileOrphaned, ItemDeleted
 from prsnl_common.settings import CommonSettings
-from prsnl_common.store import LocalMediaStore
+from prsnl_common.store import open_store
 from prsnl_common.tasks import cancel_and_wait
 from prsnl_janitor import janitor, sweep
 from prsnl_janitor.settings import JanitorSettings
@@ -28,7 +28,7 @@ logger = logging.getLogger(__name__)
 def make_setup(settings: JanitorSettings, common: CommonSettings) -> Any:
     @contextlib.asynccontextmanager
     async def setup(broker: RabbitBroker, topology: Topology) -> AsyncIterator[None]:
-        store = LocalMediaStore(common.media_root)
+        store = open_store(common)
         await ensure_database(common.database_url)
         await migrate(common.database_url, MIGRATIONS)
         pool = await create_pool(common.database_url, max_size=4)

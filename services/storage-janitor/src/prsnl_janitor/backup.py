@@ -20,18 +20,20 @@ under its key.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
-import os
 import shutil
 import subprocess
+import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 import asyncpg
 
-from prsnl_common.store import LocalMediaStore
+from prsnl_common.store import MediaStore
 from prsnl_janitor.archive import DUMP, MANIFEST, Archive, open_archive
 
 CHUNK = 1024 * 1024
@@ -70,24 +72,53 @@ def _known(archive: Archive) -> dict[tuple[str, int, float], str]:
 
 
 def _copy_files(
-    store: LocalMediaStore, keys: list[str], archive: Archive
+    store: MediaStore, keys: list[str], archive: Archive
 ) -> tuple[list[dict[str, Any]], int, list[str]]:
     known = _known(archive)
     entries, copied, missing = [], 0, []
-    for key in keys:
-        stored = store.stat(key)
-        if stored is None:
-            missing.append(key)  # deleted since the snapshot; the restored row will lack it
-            continue
-        checksum = known.get((key, stored.size, stored.mtime)) or sha256_of(store.path(key))
-        if not archive.has_blob(checksum):
-            archive.add_blob(checksum, store.path(key))
-            copied += 1
-        entries.append({"key": key, "size": stored.size, "mtime": stored.mtime, "sha256": checksum})
+    with _scratch(store, "backup") as scratch:
+        for key in keys:
+            stored = store.stat(key)
+            checksum = stored and known.get((key, stored.size, stored.mtime))
+            try:
+                if stored is not None and not (checksum and archive.has_blob(checksum)):
+                    checksum, added = _add_file(store, key, scratch, archive)
+                    copied += added
+            except FileNotFoundError:
+                stored = None
+            if stored is None or not checksum:
+                missing.append(key)  # deleted since the snapshot; the restored row will lack it
+                continue
+            entries.append(
+                {"key": key, "size": stored.size, "mtime": stored.mtime, "sha256": checksum}
+            )
     return entries, copied, missing
 
 
-async def backup(database_url: str, store: LocalMediaStore, target: Path) -> Outcome:
+def _add_file(store: MediaStore, key: str, scratch: Path, archive: Archive) -> tuple[str, int]:
+    """Checksum ``key``'s file and copy it in unless the archive has it: (checksum, copied)."""
+    path = store.local_file(key, scratch)
+    try:
+        checksum = sha256_of(path)
+        if archive.has_blob(checksum):
+            return checksum, 0
+        archive.add_blob(checksum, path)
+        return checksum, 1
+    finally:
+        if path.is_relative_to(scratch):
+            path.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def _scratch(store: MediaStore, purpose: str) -> Iterator[Path]:
+    job = f"{purpose}-{uuid.uuid4().hex}"
+    try:
+        yield store.scratch(job)
+    finally:
+        store.discard_scratch(job)
+
+
+async def backup(database_url: str, store: MediaStore, target: Path) -> Outcome:
     """One consistent backup of the catalog and the files it references into ``target``.
 
     ``target`` is a backup directory, or a ``.tar`` file the backup is appended to.
@@ -174,7 +205,7 @@ def verify(chosen: Chosen) -> list[str]:
     return problems
 
 
-async def restore(chosen: Chosen, database_url: str, store: LocalMediaStore) -> int:
+async def restore(chosen: Chosen, database_url: str, store: MediaStore) -> int:
     """Verify, then load the catalog into an empty database and put every file back."""
     problems = verify(chosen)
     if problems:
@@ -199,19 +230,19 @@ async def restore(chosen: Chosen, database_url: str, store: LocalMediaStore) -> 
                 str(dump),
             ]
         )
-    for entry in chosen.manifest["files"]:
-        _put_back(chosen.archive, entry, store)
+    with _scratch(store, "restore") as scratch:
+        for entry in chosen.manifest["files"]:
+            _put_back(chosen.archive, entry, store, scratch)
     return len(chosen.manifest["files"])
 
 
-def _put_back(archive: Archive, entry: dict[str, Any], store: LocalMediaStore) -> None:
-    target = store.path(entry["key"])
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(f".{target.name}.restore.part")
+def _put_back(archive: Archive, entry: dict[str, Any], store: MediaStore, scratch: Path) -> None:
+    """Write the file to scratch, then store it under its key (atomically, as every put)."""
+    partial = scratch / "restored"
     with archive.blob(entry["sha256"]) as blob, partial.open("wb") as out:
         assert blob is not None  # verified
         shutil.copyfileobj(blob, out, CHUNK)
-    os.replace(partial, target)
+    store.put_file(entry["key"], partial)
 
 
 def _sha256_of_stream(handle: IO[bytes]) -> str:

@@ -12,7 +12,7 @@ import asyncpg
 from prometheus_client import Counter, Gauge
 
 from prsnl_common.events import FileOrphaned, ItemDeleted
-from prsnl_common.store import LocalMediaStore
+from prsnl_common.store import MediaStore
 from prsnl_common.usage import StorageReport, storage_report
 from prsnl_janitor import orphans
 from prsnl_janitor.orphans import Finding
@@ -28,7 +28,7 @@ FREE_BYTES = Gauge("prsnl_storage_free_bytes", "Free bytes on the media store's 
 DISK_BYTES = Gauge("prsnl_storage_disk_bytes", "Size of the media store's disk")
 
 
-async def remove_deleted_item(event: ItemDeleted, store: LocalMediaStore) -> int:
+async def remove_deleted_item(event: ItemDeleted, store: MediaStore) -> int:
     """S1: the item left the catalog; remove its keys and its whole folder."""
     # File work runs off the event loop: a large folder takes a while to remove.
     removed = await asyncio.to_thread(_remove_all, store, event)
@@ -37,14 +37,14 @@ async def remove_deleted_item(event: ItemDeleted, store: LocalMediaStore) -> int
     return removed
 
 
-def _remove_all(store: LocalMediaStore, event: ItemDeleted) -> int:
+def _remove_all(store: MediaStore, event: ItemDeleted) -> int:
     removed = sum(1 for key in event.storage_keys if store.delete(key))
     if event.prefix:
         removed += store.delete_prefix(event.prefix)
     return removed
 
 
-async def remove_orphan(event: FileOrphaned, store: LocalMediaStore, pool: asyncpg.Pool) -> bool:
+async def remove_orphan(event: FileOrphaned, store: MediaStore, pool: asyncpg.Pool) -> bool:
     """Remove a file the catalog let go of, unless the catalog references it again by now.
 
     A re-transcode back to an earlier profile, or a retry of a failed item,
@@ -55,7 +55,7 @@ async def remove_orphan(event: FileOrphaned, store: LocalMediaStore, pool: async
     """
     async with pool.acquire() as connection, connection.transaction():
         if event.delete_after is not None:
-            stored = store.stat(event.storage_key)
+            stored = await store.head(event.storage_key)
             if stored is not None:
                 await orphans.record(connection, [(stored, event)])
             return False
@@ -78,7 +78,7 @@ async def remove_orphan(event: FileOrphaned, store: LocalMediaStore, pool: async
 
 
 def expired_scratch(
-    store: LocalMediaStore, ttl_seconds: float, now: float | None = None
+    store: MediaStore, ttl_seconds: float, now: float | None = None
 ) -> list[tuple[Path, int]]:
     """Scratch folders (``tmp/<job>``) untouched for longer than the TTL, with their sizes."""
     now = now or time.time()
@@ -96,7 +96,7 @@ def expired_scratch(
 
 
 def sweep_temp(
-    store: LocalMediaStore, ttl_seconds: float, now: float | None = None, *, dry_run: bool = False
+    store: MediaStore, ttl_seconds: float, now: float | None = None, *, dry_run: bool = False
 ) -> list[Finding]:
     """S2: remove scratch folders untouched for longer than the TTL (or list them)."""
     findings = []
@@ -123,7 +123,7 @@ def count_removed(findings: list[Finding]) -> None:
             FILES_REMOVED.labels(reason=finding.reason).inc()
 
 
-async def measure(pool: asyncpg.Pool, store: LocalMediaStore) -> StorageReport:
+async def measure(pool: asyncpg.Pool, store: MediaStore) -> StorageReport:
     """S4: the numbers of GET /api/v1/storage as gauges: by kind, by owner, free disk."""
     report = await storage_report(pool, store)
     for kind, counted in report.everything.kinds.items():

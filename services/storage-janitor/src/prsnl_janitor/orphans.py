@@ -32,8 +32,9 @@ from typing import Any
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
+from prsnl_common.errors import TransientError
 from prsnl_common.events import Event, FileOrphaned, OrphanReason, utcnow
-from prsnl_common.store import LocalMediaStore, StoredFile
+from prsnl_common.store import MediaStore, StoredFile
 
 ACTIVE_STATUSES = ("pending", "downloading", "downloaded", "processing")
 NO_ITEM = uuid.UUID(int=0)  # the item id of a file outside any item folder
@@ -120,7 +121,7 @@ async def item_rows(
 
 
 async def find_new(
-    pool: asyncpg.Pool, store: LocalMediaStore, *, min_age: float
+    pool: asyncpg.Pool, store: MediaStore, *, min_age: float
 ) -> list[tuple[StoredFile, OrphanReason]]:
     """Orphans in the store that are not recorded yet."""
     files = await asyncio.to_thread(lambda: list(store.list("items")))
@@ -204,7 +205,7 @@ async def record(
     return [row["storage_key"] for row in rows]
 
 
-async def remove_due(pool: asyncpg.Pool, store: LocalMediaStore) -> list[Finding]:
+async def remove_due(pool: asyncpg.Pool, store: MediaStore) -> list[Finding]:
     """Remove every recorded orphan whose grace has passed and that is still an orphan."""
     findings: list[Finding] = []
     while True:
@@ -221,7 +222,7 @@ async def remove_due(pool: asyncpg.Pool, store: LocalMediaStore) -> list[Finding
             )
 
 
-async def _settle(connection: Connection, store: LocalMediaStore, due: asyncpg.Record) -> Finding:
+async def _settle(connection: Connection, store: MediaStore, due: asyncpg.Record) -> Finding:
     """Remove one due orphan if it still is one; the item's row stays locked meanwhile."""
     key, size, reason = due["storage_key"], due["size"], due["reason"]
     kept = await _why_kept_now(connection, store, due)
@@ -229,14 +230,15 @@ async def _settle(connection: Connection, store: LocalMediaStore, due: asyncpg.R
         logger.info("orphan %s kept: %s", key, kept)
         return Finding("kept", key, size, reason, kept)
     try:
-        removed = store.delete(key)
-    except OSError as exc:
+        removed = await asyncio.to_thread(store.delete, key)
+    except (OSError, TransientError) as exc:
         logger.warning("could not remove orphan %s: %s", key, exc)
-        return Finding("kept", key, size, reason, f"removal failed: {exc.strerror}")
+        detail = exc.strerror if isinstance(exc, OSError) else exc.message
+        return Finding("kept", key, size, reason, f"removal failed: {detail}")
     return Finding("removed" if removed else "kept", key, size, reason, "" if removed else "gone")
 
 
-async def _why_kept_now(connection: Connection, store: LocalMediaStore, due: Row) -> str | None:
+async def _why_kept_now(connection: Connection, store: MediaStore, due: Row) -> str | None:
     row = await connection.fetchrow(
         f"SELECT {_ROW_COLUMNS} FROM items WHERE id = $1 FOR SHARE",  # noqa: S608
         due["item_id"],
@@ -244,7 +246,7 @@ async def _why_kept_now(connection: Connection, store: LocalMediaStore, due: Row
     kept = why_kept(row, due["storage_key"])
     if kept is not None:
         return kept
-    stored = store.stat(due["storage_key"])
+    stored = await store.head(due["storage_key"])
     if stored is None:
         return "gone"
     if stored.size != due["size"] or stored.mtime != due["mtime"]:
@@ -252,7 +254,7 @@ async def _why_kept_now(connection: Connection, store: LocalMediaStore, due: Row
     return None
 
 
-async def pending(pool: asyncpg.Pool, store: LocalMediaStore) -> list[Finding]:
+async def pending(pool: asyncpg.Pool, store: MediaStore) -> list[Finding]:
     """What :func:`remove_due` would do now, and the orphans still in their grace (dry run)."""
     findings = []
     async with pool.acquire() as connection:

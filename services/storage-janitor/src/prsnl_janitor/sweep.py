@@ -13,7 +13,7 @@ from pathlib import Path
 
 import asyncpg
 
-from prsnl_common.store import LocalMediaStore
+from prsnl_common.store import MediaStore
 from prsnl_janitor import janitor, orphans
 from prsnl_janitor.orphans import Finding, Publish
 from prsnl_janitor.settings import JanitorSettings
@@ -24,7 +24,7 @@ SWEEP_LOCK = 0x70727377_656570  # "prsweep"
 
 async def sweep_once(
     pool: asyncpg.Pool,
-    store: LocalMediaStore,
+    store: MediaStore,
     publish: Publish,
     settings: JanitorSettings,
 ) -> list[Finding]:
@@ -48,7 +48,7 @@ async def sweep_once(
 
 
 async def dry_run(
-    pool: asyncpg.Pool, store: LocalMediaStore, settings: JanitorSettings
+    pool: asyncpg.Pool, store: MediaStore, settings: JanitorSettings
 ) -> list[Finding]:
     """What :func:`sweep_once` would do now, changing nothing."""
     findings = await asyncio.to_thread(

@@ -4,15 +4,17 @@ handlers and the commands, so a video is sent one way only."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import uuid
+from pathlib import Path
 from typing import Any
 
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Message
 from telegram.error import BadRequest, TelegramError
 
-from prsnl_common.store import LocalMediaStore, thumbnail_key, video_key
+from prsnl_common.store import MediaStore, thumbnail_key, video_key
 from prsnl_telegram import metrics, texts
 from prsnl_telegram.state import State
 
@@ -26,7 +28,7 @@ def retry_button(item_id: uuid.UUID | str) -> InlineKeyboardMarkup:
 
 
 class Answers:
-    def __init__(self, bot: Bot, state: State, store: LocalMediaStore, upload_limit: int) -> None:
+    def __init__(self, bot: Bot, state: State, store: MediaStore, upload_limit: int) -> None:
         self.bot = bot
         self.state = state
         self.store = store
@@ -44,7 +46,7 @@ class Answers:
             except BadRequest:
                 logger.info("Telegram no longer knows the file id of %s; uploading", key)
                 await self.state.forget_file(key)
-        stored = self.store.stat(key)
+        stored = await asyncio.to_thread(self.store.stat, key)
         link = (item.get("links") or {}).get("video")
         if stored is None or stored.size > self.upload_limit:
             await self.bot.send_message(
@@ -55,8 +57,7 @@ class Answers:
             )
             metrics.REPLIES.labels("link").inc()
             return
-        with self.store.path(key).open("rb") as video:
-            message = await self._send_video(chat_id, reply_to, item, video, self._thumbnail(item))
+        message = await self._upload(chat_id, reply_to, item, key)
         metrics.REPLIES.labels("video").inc()
         metrics.BYTES_UPLOADED.inc(stored.size)
         if message.video is not None:
@@ -107,10 +108,27 @@ class Answers:
                 filename=f"{item['id']}.mp4",
             )
 
-    def _thumbnail(self, item: dict[str, Any]) -> Any:
+    async def _upload(
+        self, chat_id: int, reply_to: int | None, item: dict[str, Any], key: str
+    ) -> Message:
+        """Send the file of ``key`` (copied to scratch first from an object store)."""
+        job = f"telegram-{uuid.uuid4().hex}"
+        scratch = await asyncio.to_thread(self.store.scratch, job)
+        try:
+            path = await asyncio.to_thread(self.store.local_file, key, scratch)
+            thumb = await asyncio.to_thread(self._thumbnail, item, scratch)
+            with path.open("rb") as video:
+                return await self._send_video(chat_id, reply_to, item, video, thumb)
+        finally:
+            await asyncio.to_thread(self.store.discard_scratch, job)
+
+    def _thumbnail(self, item: dict[str, Any], scratch: Path) -> Path | None:
         widths = sorted(int(w) for w in (item.get("links") or {}).get("thumbnails", {}))
         fitting = [w for w in widths if w <= TELEGRAM_THUMB_WIDTH] or widths[:1]
         if not fitting:
             return None
-        path = self.store.path(thumbnail_key(item["id"], fitting[-1], item.get("profile")))
-        return path if path.is_file() else None
+        key = thumbnail_key(item["id"], fitting[-1], item.get("profile"))
+        try:
+            return self.store.local_file(key, scratch) if self.store.exists(key) else None
+        except FileNotFoundError:  # deleted between the look and the copy
+            return None

@@ -23,7 +23,7 @@ from prsnl_common.events import (
     VideoTranscodeProgress,
 )
 from prsnl_common.settings import CommonSettings
-from prsnl_common.store import LocalMediaStore
+from prsnl_common.store import open_store
 from prsnl_common.tasks import cancel_and_wait
 from prsnl_telegram.answers import Answers
 from prsnl_telegram.api import Api
@@ -68,9 +68,7 @@ def make_setup(settings: TelegramSettings, common: CommonSettings) -> Any:
         application = build_application(settings)
         await application.initialize()  # getMe: a wrong token fails here, at start
         state = State(pool, application.bot.id)
-        answers = Answers(
-            application.bot, state, LocalMediaStore(common.media_root), settings.upload_limit_bytes
-        )
+        answers = Answers(application.bot, state, open_store(common), settings.upload_limit_bytes)
         files = Files(application.bot, api, settings.download_limit_bytes, settings.local_mode)
         Bot(settings, api, state, answers, files).install(application)
         replies = Replies(

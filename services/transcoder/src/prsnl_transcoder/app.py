@@ -12,7 +12,7 @@ from prsnl_common.broker import Topology
 from prsnl_common.consumer import Job, subscribe_stage
 from prsnl_common.events import TranscodeRequested, VideoDownloaded
 from prsnl_common.settings import CommonSettings
-from prsnl_common.store import LocalMediaStore
+from prsnl_common.store import open_store
 from prsnl_transcoder.service import process_video
 from prsnl_transcoder.settings import TranscoderSettings
 
@@ -22,7 +22,7 @@ SERVICE = "transcoder"
 def make_setup(settings: TranscoderSettings, common: CommonSettings) -> Any:
     @contextlib.asynccontextmanager
     async def setup(broker: RabbitBroker, topology: Topology) -> AsyncIterator[None]:
-        store = LocalMediaStore(common.media_root)
+        store = open_store(common)
 
         async def on_video_downloaded(event: VideoDownloaded, job: Job[VideoDownloaded]) -> None:
             await process_video(event, job, store=store, settings=settings)

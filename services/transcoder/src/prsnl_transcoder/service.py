@@ -8,6 +8,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
+from pathlib import Path
 
 from opentelemetry import trace
 
@@ -25,7 +26,7 @@ from prsnl_common.events import (
     VideoTranscodeProgress,
 )
 from prsnl_common.metrics import OK, JobMetrics
-from prsnl_common.store import LocalMediaStore, thumbnail_key, video_key
+from prsnl_common.store import MediaStore, thumbnail_key, video_key
 from prsnl_common.throttle import Throttle
 from prsnl_common.watchdog import Watchdog
 from prsnl_transcoder import media
@@ -77,7 +78,7 @@ async def process_video(
     event: VideoDownloaded | TranscodeRequested,
     job: Job[VideoDownloaded] | Job[TranscodeRequested],
     *,
-    store: LocalMediaStore,
+    store: MediaStore,
     settings: TranscoderSettings,
 ) -> VideoTranscoded:
     """Make ``items/<id>/video.mp4`` (or ``video-<profile>.*``) and thumbnails; publish.
@@ -96,9 +97,8 @@ async def process_video(
         profile_name = None
         profile = PROFILES["audio"] if event.options.audio_only else None
         limits = limits_for(settings, event.options)
-    source = store.path(event.original_key)
-    if not source.is_file():
-        raise PermanentError("source_missing", f"{event.original_key} is not in the media store")
+    if not await asyncio.to_thread(store.exists, event.original_key):
+        raise _source_missing(event.original_key)
     await wait_for_disk(
         store.free_bytes,
         settings.min_free_bytes,
@@ -115,6 +115,7 @@ async def process_video(
     scratch = await asyncio.to_thread(store.scratch, scratch_name)
     action = "unknown"
     try:
+        source = await _local_source(store, event.original_key, scratch)
         with tracer.start_as_current_span(
             "ffmpeg process",
             attributes={
@@ -172,6 +173,18 @@ async def process_video(
         raise
     finally:
         await asyncio.to_thread(store.discard_scratch, scratch_name)
+
+
+async def _local_source(store: MediaStore, key: str, scratch: Path) -> Path:
+    """The original as a local file ffmpeg can seek in (a scratch copy from an object store)."""
+    try:
+        return await asyncio.to_thread(store.local_file, key, scratch)
+    except FileNotFoundError as exc:
+        raise _source_missing(key) from exc
+
+
+def _source_missing(key: str) -> PermanentError:
+    return PermanentError("source_missing", f"{key} is not in the media store")
 
 
 def step(budget: Watchdog, cap: float | None = None) -> float:

@@ -22,7 +22,7 @@ from litestar.handlers import BaseRouteHandler
 
 from prsnl_common.liveness import ConsumerWatch
 from prsnl_common.settings import CommonSettings
-from prsnl_common.store import LocalMediaStore
+from prsnl_common.store import MediaStore
 from prsnl_ingest.api.problems import ApiError
 from prsnl_ingest.catalog import KEY_ID_LENGTH, hash_key, owner_for_key, owner_for_key_id
 from prsnl_ingest.live import LiveHub
@@ -103,7 +103,7 @@ class Gateway:
     settings: IngestSettings
     common: CommonSettings
     pool: asyncpg.Pool
-    store: LocalMediaStore
+    store: MediaStore
     hub: LiveHub
     broker: RabbitBroker
     keys: KeyCache

@@ -8,6 +8,7 @@ import json
 import re
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import PurePosixPath
 from typing import Annotated, Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
@@ -36,12 +37,11 @@ from prsnl_ingest.metrics import MEDIA_AUTHORIZATIONS
 from prsnl_ingest.quotas import quota_defaults
 from prsnl_ingest.signing import LinkGrant, LinkRefused, MediaLinks
 from prsnl_ingest.streaming import (
+    FileValidators,
     RangeNotSatisfiable,
     if_range_allows,
     not_modified,
     parse_range,
-    read_file,
-    stat_file,
 )
 
 AnyRequest = Request[object, object, State]
@@ -52,6 +52,7 @@ LinkParam = Annotated[
 ]
 ItemId = FromPath[uuid.UUID]
 CONTENT_TYPES = {".mp4": "video/mp4", ".m4a": "audio/mp4", ".jpg": "image/jpeg"}
+CACHE = "private, max-age=3600"
 Status = Literal["pending", "downloading", "downloaded", "processing", "ready", "failed"]
 # PostgreSQL text cannot hold NUL, so it is refused here as a malformed parameter.
 SEARCH_TEXT = r"^[^\x00]*$"
@@ -213,7 +214,7 @@ class ItemController(Controller):
         _check_grant(gateway, grant, row["video_key"], owner_id)
         if not row["video_key"]:
             raise ApiError("not_ready", f"The item is {row['status']}; no video yet.")
-        return _serve(request, gateway, row["video_key"])
+        return await _serve(request, gateway, row["video_key"])
 
     @get(
         "/{item_id:uuid}/thumbnails/{width:int}",
@@ -238,7 +239,7 @@ class ItemController(Controller):
         _check_grant(gateway, grant, key, owner_id)
         if not key:
             raise ApiError("not_found", f"No {width}px thumbnail for this item.")
-        return _serve(request, gateway, key)
+        return await _serve(request, gateway, key)
 
 
 def _check_stream_limit(gateway: Gateway, owner_id: uuid.UUID) -> None:
@@ -359,31 +360,44 @@ async def _updates(
         yield ServerSentEventMessage(data=json.dumps(message), event=kind)
 
 
-def _serve(request: AnyRequest, gateway: Gateway, key: str) -> Response[Any]:
-    path = gateway.store.path(key)
+async def _serve(request: AnyRequest, gateway: Gateway, key: str) -> Response[Any]:
+    """The file of ``key``: handed to nginx, redirected to the object store, or streamed."""
+    media_type = CONTENT_TYPES.get(PurePosixPath(key).suffix, "application/octet-stream")
     prefix = gateway.settings.accel_redirect_prefix
     if prefix:
         # nginx in front serves the bytes (Range, ETag, sendfile) once we have
         # authorised the request; the store's keys are its paths under the prefix.
         return Response(
             b"",
-            headers={
-                "X-Accel-Redirect": f"{prefix}{key}",
-                "Cache-Control": "private, max-age=3600",
-            },
-            media_type=CONTENT_TYPES.get(path.suffix, "application/octet-stream"),
+            headers={"X-Accel-Redirect": f"{prefix}{key}", "Cache-Control": CACHE},
+            media_type=media_type,
         )
-    try:
-        validators = stat_file(path)
-    except FileNotFoundError as exc:
-        raise ApiError("not_found", "The file is gone from the media store.") from exc
+    if gateway.settings.store_redirects:
+        seconds = gateway.settings.store_link_seconds
+        url = gateway.store.presigned_url(key, seconds, request.method)
+        if url is not None:
+            # The object store (or a CDN in front of it) answers the ranges from here on.
+            cache = f"private, max-age={seconds // 2}"
+            return Response(b"", status_code=307, headers={"Location": url, "Cache-Control": cache})
+    stored = await gateway.store.head(key)
+    if stored is None:
+        raise ApiError("not_found", "The file is gone from the media store.")
+    return _stream(request, gateway, key, FileValidators(stored.size, stored.mtime), media_type)
+
+
+def _stream(
+    request: AnyRequest,
+    gateway: Gateway,
+    key: str,
+    validators: FileValidators,
+    media_type: str,
+) -> Response[Any]:
     headers = {
         "Accept-Ranges": "bytes",
         "ETag": validators.etag,
         "Last-Modified": validators.last_modified,
-        "Cache-Control": "private, max-age=3600",
+        "Cache-Control": CACHE,
     }
-    media_type = CONTENT_TYPES.get(path.suffix, "application/octet-stream")
     if not_modified(request.headers, validators):
         return Response(b"", status_code=304, headers=headers, media_type=media_type)
     size = validators.size
@@ -408,7 +422,7 @@ def _serve(request: AnyRequest, gateway: Gateway, key: str) -> Response[Any]:
     if request.method == HttpMethod.HEAD:
         return Response(b"", status_code=status, headers=headers, media_type=media_type)
     return Stream(
-        read_file(path, start, length, gateway.settings.stream_chunk_bytes),
+        gateway.store.read_range(key, start, length, gateway.settings.stream_chunk_bytes),
         status_code=status,
         headers=headers,
         media_type=media_type,

@@ -30,6 +30,7 @@ STATUS_OF_CODE = {
     "unsupported_media_type": 415,
     "range_not_satisfiable": 416,
     "rate_limited": 429,
+    "store_unavailable": 503,
     "too_many_streams": 429,
 }
 # Litestar's own refusals (routing, body decoding, size), by status.
@@ -112,7 +113,8 @@ def on_api_error(_: Request[Any, Any, Any], exc: ApiError) -> Response[dict[str,
 
 
 def on_pipeline_error(_: Request[Any, Any, Any], exc: PipelineError) -> Response[dict[str, object]]:
-    return problem(422, exc.code, exc.message)
+    status = STATUS_OF_CODE.get(exc.code, 422)
+    return problem(status, exc.code, exc.message, {"Retry-After": "5"} if status == 503 else None)
 
 
 def on_catalog_error(_: Request[Any, Any, Any], exc: CatalogError) -> Response[dict[str, object]]:
