@@ -3,6 +3,7 @@
 Used to take PostgreSQL away from one stack without stopping the PostgreSQL
 every other test shares: the stack's DSN points at the proxy; :meth:`cut`
 closes every connection and refuses new ones, as a stopped server would.
+:meth:`trip_after` cuts in the middle of a transfer, after so many bytes.
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ class TcpProxy:
         self._lock = threading.Lock()
         self._cut = False
         self._stopped = False
+        self._trip_at: int | None = None
+        self._tripped = threading.Event()
+        self.sent = 0  # bytes passed to the target
 
     @property
     def port(self) -> int:
@@ -50,9 +54,26 @@ class TcpProxy:
                     sock.close()
             self._open.clear()
 
+    def trip_after(self, upstream_bytes: int) -> threading.Event:
+        """Cut once ``upstream_bytes`` more bytes went to the target (mid-request); the
+        returned event is set then."""
+        with self._lock:
+            self._trip_at = self.sent + upstream_bytes
+            self._tripped.clear()
+        return self._tripped
+
     def restore(self) -> None:
         with self._lock:
             self._cut = False
+
+    def _count(self, sent: int) -> bool:
+        """Count bytes going to the target; True when the armed trip point is passed."""
+        with self._lock:
+            self.sent += sent
+            if self._trip_at is None or self.sent < self._trip_at:
+                return False
+            self._trip_at = None
+            return True
 
     def _accept(self) -> None:
         while not self._stopped:
@@ -74,11 +95,16 @@ class TcpProxy:
             with self._lock:
                 self._open.update((client, upstream))
             for source, sink in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+                args = (source, sink, source is client)
+                threading.Thread(target=self._pump, args=args, daemon=True).start()
 
-    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
+    def _pump(self, source: socket.socket, sink: socket.socket, upstream: bool) -> None:
         try:
             while data := source.recv(65536):
+                if upstream and self._count(len(data)):
+                    self.cut()
+                    self._tripped.set()
+                    return
                 sink.sendall(data)
         except OSError:
             pass

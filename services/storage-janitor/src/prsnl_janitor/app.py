@@ -13,6 +13,7 @@ from faststream.rabbit import RabbitBroker
 from prsnl_common.broker import EventPublisher, Topology
 from prsnl_common.consumer import Job, subscribe_stage
 from prsnl_common.db import create_pool, ensure_database, migrate
+from prsnl_common.errors import TransientError
 from prsnl_common.events import FileOrphaned, ItemDeleted
 from prsnl_common.settings import CommonSettings
 from prsnl_common.store import open_store
@@ -68,6 +69,8 @@ def make_setup(settings: JanitorSettings, common: CommonSettings) -> Any:
                     removed = [f for f in findings if f.action == "removed"]
                     if removed:
                         logger.info("sweep removed %d files or scratch folders", len(removed))
+                except TransientError as error:  # the object store away: the next sweep retries
+                    logger.warning("sweep skipped: %s", error.message)
                 except Exception:
                     logger.exception("sweep failed")
                 await asyncio.sleep(settings.sweep_interval_seconds)

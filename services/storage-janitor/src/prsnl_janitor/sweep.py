@@ -1,4 +1,5 @@
-"""One sweep of the media store: expired scratch, newly found orphans, orphans past their grace.
+"""One sweep of the media store: expired scratch and abandoned uploads, newly found orphans,
+orphans past their grace.
 
 The scratch sweep and the orphan scan run in one replica at a time (a
 PostgreSQL advisory lock that the others skip instead of waiting for); the
@@ -14,7 +15,7 @@ from pathlib import Path
 import asyncpg
 
 from prsnl_common.store import MediaStore
-from prsnl_janitor import janitor, orphans
+from prsnl_janitor import janitor, orphans, uploads
 from prsnl_janitor.orphans import Finding, Publish
 from prsnl_janitor.settings import JanitorSettings
 
@@ -36,6 +37,9 @@ async def sweep_once(
                 findings += await asyncio.to_thread(
                     janitor.sweep_temp, store, settings.temp_ttl_seconds
                 )
+                findings += await asyncio.to_thread(
+                    uploads.sweep_uploads, store, settings.temp_ttl_seconds
+                )
                 found = await orphans.find_new(pool, store, min_age=settings.orphan_min_age_seconds)
                 findings += await orphans.announce(
                     pool, found, publish, grace=settings.orphan_grace_seconds
@@ -53,6 +57,9 @@ async def dry_run(
     """What :func:`sweep_once` would do now, changing nothing."""
     findings = await asyncio.to_thread(
         janitor.sweep_temp, store, settings.temp_ttl_seconds, dry_run=True
+    )
+    findings += await asyncio.to_thread(
+        uploads.sweep_uploads, store, settings.temp_ttl_seconds, dry_run=True
     )
     for stored, reason in await orphans.find_new(
         pool, store, min_age=settings.orphan_min_age_seconds
