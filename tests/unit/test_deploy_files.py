@@ -24,6 +24,7 @@ import yaml  # type: ignore[import-untyped]  # PyYAML comes with litestar; no st
 from pydantic_settings import BaseSettings
 
 from prsnl_common.broker import SUBSCRIPTIONS, Topology
+from prsnl_common.s3store import parse_store_url
 from prsnl_common.settings import CommonSettings
 from prsnl_downloader.settings import DownloaderSettings
 from prsnl_ingest.settings import IngestSettings
@@ -657,8 +658,17 @@ def test_k8s_deployment(k8s: list[dict[str, Any]], service: str) -> None:
 def test_k8s_shared_settings_are_known(k8s: list[dict[str, Any]]) -> None:
     for doc in _of_kind(k8s, "ConfigMap").values():
         _assert_known_variables(list(doc["data"]), f"ConfigMap {doc['metadata']['name']}")
-    for doc in _of_kind(k8s, "Secret").values():
-        _assert_known_variables(list(doc["stringData"]), f"Secret {doc['metadata']['name']}")
+    mounted = {
+        source["secretRef"]["name"]
+        for deployment in _of_kind(k8s, "Deployment").values()
+        for container in deployment["spec"]["template"]["spec"]["containers"]
+        for source in container.get("envFrom", [])
+        if "secretRef" in source
+    }
+    assert mounted, "the services read their connection strings from a Secret"
+    for name in mounted:
+        doc = _of_kind(k8s, "Secret")[name]
+        _assert_known_variables(list(doc["stringData"]), f"Secret {name}")
 
 
 def test_keda_scales_workers_on_their_own_queues(k8s: list[dict[str, Any]]) -> None:
@@ -683,6 +693,9 @@ def test_keda_scales_workers_on_their_own_queues(k8s: list[dict[str, Any]]) -> N
             metadata = trigger["metadata"]
             assert all(isinstance(v, str) for v in metadata.values()), "KEDA metadata are strings"
             assert metadata["mode"] == "QueueLength"
+            # Over the management API the length counts unacknowledged messages too.
+            assert metadata["protocol"] == "http"
+            assert metadata.get("excludeUnacknowledged", "false") == "false"
             assert float(metadata["value"]) > 0
             queue = metadata["queueName"]
             assert re.fullmatch(
@@ -694,7 +707,7 @@ def test_keda_scales_workers_on_their_own_queues(k8s: list[dict[str, Any]]) -> N
             (ref,) = auth["spec"]["secretTargetRef"]
             assert ref["parameter"] == "host"
             assert ref["key"] in secrets[ref["name"]]["stringData"]
-            assert secrets[ref["name"]]["stringData"][ref["key"]].startswith("amqp")
+            assert secrets[ref["name"]]["stringData"][ref["key"]].startswith("http")
     assert "prsnl.downloader.url-captured" in queues_seen
     assert "prsnl.transcoder.video-downloaded" in queues_seen
 
@@ -897,6 +910,33 @@ def test_ci_workflow_is_a_valid_github_workflow() -> None:
     assert done.returncode == 0, done.stdout + done.stderr
 
 
+def test_actionlint_finds_nothing_in_the_workflows() -> None:
+    """actionlint: expressions, job graph, action inputs and deprecated action runtimes."""
+    actionlint = Path(sys.executable).with_name("actionlint")
+    workflows = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
+    done = subprocess.run(
+        [str(actionlint), "-no-color", *map(str, workflows)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_actionlint_catches_a_mistake(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.yml"
+    broken.write_text(
+        "on: push\njobs:\n  a:\n    runs-on: ubuntu-latest\n"
+        "    steps:\n      - run: echo ${{ github.evnt }}\n"
+    )
+    actionlint = Path(sys.executable).with_name("actionlint")
+    done = subprocess.run(
+        [str(actionlint), "-no-color", str(broken)], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 1 and 'property "evnt" is not defined' in done.stdout
+
+
 def test_ci_runs_make_test_and_builds_every_service_image() -> None:
     workflow = yaml.safe_load(WORKFLOW.read_text())
     test_job = workflow["jobs"]["test"]
@@ -936,3 +976,62 @@ def test_the_shipped_nginx_configuration_is_valid(tmp_path: Path) -> None:
         check=False,
     )
     assert done.returncode == 0, done.stderr
+
+
+# --- the object store in compose and Kubernetes ------------------------------------------
+
+
+def _interpolated(value: str) -> str:
+    """A compose value with every ${NAME:-default} replaced by its default."""
+    return re.sub(r"\$\{[A-Z0-9_]+:-([^}]*)\}", r"\1", value)
+
+
+def test_compose_offers_seaweedfs_as_the_media_store(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    for name in ("seaweedfs", "seaweedfs-bucket"):
+        assert services[name]["profiles"] == ["s3"], f"{name} only with --profile s3"
+    assert "-s3" in services["seaweedfs"]["command"].split()
+    identity = json.loads(_interpolated(compose["configs"]["seaweedfs-s3"]["content"]))
+    (credentials,) = identity["identities"][0]["credentials"]
+    for service in SERVICES:
+        env = compose["services"][service]["environment"]
+        assert env["PRSNL_MEDIA_STORE"] == "${PRSNL_MEDIA_STORE:-}"  # the directory by default
+        assert _interpolated(env["PRSNL_S3_ACCESS_KEY_ID"]) == credentials["accessKey"]
+        assert _interpolated(env["PRSNL_S3_SECRET_ACCESS_KEY"]) == credentials["secretKey"]
+    assert services["seaweedfs-bucket"]["depends_on"]["seaweedfs"]["condition"] == (
+        "service_healthy"
+    )
+
+
+@pytest.fixture(scope="module")
+def object_store_k8s() -> list[dict[str, Any]]:
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        pytest.skip("kubectl (with kustomize) is not installed")
+    rendered = subprocess.run(
+        [kubectl, "kustomize", str(DEPLOY / "k8s-object-store")],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout
+    return [doc for doc in yaml.safe_load_all(rendered) if doc]
+
+
+def test_k8s_on_an_object_store_needs_no_shared_volume(
+    object_store_k8s: list[dict[str, Any]], k8s: list[dict[str, Any]]
+) -> None:
+    assert not _of_kind(object_store_k8s, "PersistentVolumeClaim")
+    deployments = _of_kind(object_store_k8s, "Deployment")
+    assert set(deployments) == set(_of_kind(k8s, "Deployment"))
+    for name, deployment in deployments.items():
+        volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
+        assert "persistentVolumeClaim" not in volumes["media"], name
+        assert "emptyDir" in volumes["media"], f"{name} keeps its scratch in an emptyDir"
+    config = _of_kind(object_store_k8s, "ConfigMap")["prsnl-config"]["data"]
+    assert parse_store_url(config["PRSNL_MEDIA_STORE"])
+    assert config["PRSNL_S3_ENDPOINT"].startswith("http")
+    secrets = _of_kind(object_store_k8s, "Secret")["prsnl-secrets"]["stringData"]
+    assert {"PRSNL_S3_ACCESS_KEY_ID", "PRSNL_S3_SECRET_ACCESS_KEY"} <= set(secrets)
+    _assert_known_variables(list(config), "object-store ConfigMap")
+    _assert_known_variables(list(secrets), "object-store Secret")
