@@ -9,6 +9,7 @@ redirect to presigned links has tests of its own below.
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -24,6 +25,7 @@ from tests.support.media_server import MediaServer
 from tests.support.otlp import OtlpReceiver
 from tests.support.seaweed import SeaweedS3
 from tests.support.stack import Api, Stack, free_port, running_stack
+from tests.support.telegram import ALICE, TOKEN, FakeBotApi, gateway_env, reply_where, video
 
 pytestmark = pytest.mark.e2e
 
@@ -432,3 +434,23 @@ def peak_rss_mib(pid: int) -> float:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     raise AssertionError(f"no VmHWM for {pid}")
+
+
+async def test_the_bot_sends_a_video_kept_in_the_object_store(
+    stack: Stack, alice: Api, media: MediaServer, tmp_path: Path
+) -> None:
+    if not on_object_store(stack):
+        pytest.skip("the bot on the media directory: tests/e2e/test_telegram.py")
+    url = media.url("/files/small.mp4?telegram=1")
+    with FakeBotApi(TOKEN) as bot_api:
+        stack.start("telegram-gateway", extra_env=gateway_env(bot_api, stack, {ALICE: alice.key}))
+        try:
+            update = bot_api.send_text(ALICE, url)
+            sent = await reply_where(bot_api, update, video, 120, "the video")
+        finally:
+            stack.kill("telegram-gateway", signal.SIGTERM)
+    item = alice.get("/api/v1/items?limit=100").json()["items"]
+    (saved,) = [i for i in item if i["url"] == url]
+    assert sent.video == stored_copy(stack, f"items/{saved['id']}/video.mp4", tmp_path).read_bytes()
+    assert sent.thumbnail, "a thumbnail goes with the video"
+    assert scratch_entries(stack, "telegram-") == []  # the scratch copies went too

@@ -22,32 +22,23 @@ from prsnl_telegram.texts import size
 from tests.support.clips import make_clip, make_large_h264
 from tests.support.media_server import MediaServer
 from tests.support.stack import Api, Stack, free_port
-from tests.support.telegram import FakeBotApi, Sent
+from tests.support.telegram import (
+    ALICE,
+    TOKEN,
+    FakeBotApi,
+    Sent,
+    gateway_env,
+    replies,
+    reply_where,
+    video,
+)
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.e2e
 
-TOKEN = "7000000001:AAE-prsnl-test-token-9f8e7d6c5b4a3210"
-ALICE = 111_111
 BOB = 222_222
 STRANGER = 999_999
 NO_VIDEO_PAGE = b"<!DOCTYPE html><html><head><title>No video here</title></head><body><p>Just text."
-
-
-def gateway_env(
-    bot_api: FakeBotApi, stack: Stack, users: dict[int, str], **extra: str
-) -> dict[str, str]:
-    return {
-        "PRSNL_TELEGRAM_BOT_TOKEN": bot_api.token,
-        "PRSNL_TELEGRAM_USERS": ", ".join(f"{uid}={key}" for uid, key in users.items()),
-        "PRSNL_TELEGRAM_GATEWAY_URL": stack.base_url,
-        "PRSNL_TELEGRAM_API_URL": bot_api.url,
-        "PRSNL_TELEGRAM_POLL_TIMEOUT": "1",
-        "PRSNL_TELEGRAM_EDIT_INTERVAL_SECONDS": "0.5",
-        "PRSNL_TELEGRAM_LEADER_RETRY_SECONDS": "0.5",
-        "PRSNL_LOG_LEVEL": "DEBUG",  # the most a log could say about the token
-        **extra,
-    }
 
 
 @pytest.fixture(scope="module")
@@ -79,30 +70,8 @@ def telegram(stack: Stack, polling_env: dict[str, str]) -> Iterator[Stack]:
     print(stack.logs("telegram-gateway")[-6000:])  # shown when a test of the module failed
 
 
-def replies(bot_api: FakeBotApi, update: dict[str, Any]) -> list[Sent]:
-    message = update["message"]
-    return bot_api.replies_to(message["chat"]["id"], message["message_id"])
-
-
-async def reply_where(
-    bot_api: FakeBotApi, update: dict[str, Any], check: Any, within: float = 120, what: str = ""
-) -> Sent:
-    found: list[Sent] = []
-
-    def seen() -> bool:
-        found[:] = [s for s in replies(bot_api, update) if check(s)]
-        return bool(found)
-
-    await eventually(seen, within, what or "a reply")
-    return found[0]
-
-
 def saving(sent: Sent) -> bool:
     return sent.method == "sendMessage" and (sent.text or "").startswith("Saving")
-
-
-def video(sent: Sent) -> bool:
-    return sent.method == "sendVideo"
 
 
 async def handled(stack: Stack, update: dict[str, Any]) -> bool:

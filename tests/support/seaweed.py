@@ -20,6 +20,7 @@ from pathlib import Path
 
 import httpx
 
+from prsnl_common.s3store import S3MediaStore, S3Options
 from tests.support.waiting import wait_until
 
 ACCESS_KEY = "prsnl-test"
@@ -116,6 +117,11 @@ class SeaweedS3:
         if f"created bucket {name}" not in shell.stdout:
             raise RuntimeError(f"s3.bucket.create {name}: {shell.stdout}{shell.stderr}")
         return name
+
+    def store(self, scratch: Path, bucket: str | None = None) -> S3MediaStore:
+        """A media store on ``bucket`` (a fresh one unless given), prefix ``media``."""
+        options = S3Options(self.endpoint, "us-east-1", ACCESS_KEY, SECRET_KEY)
+        return S3MediaStore(f"s3://{bucket or self.bucket()}/media", options, scratch)
 
     def env(self, bucket: str, prefix: str = "media") -> dict[str, str]:
         """The settings that point every service at ``bucket``."""

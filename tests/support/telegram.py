@@ -29,6 +29,9 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from tests.support.stack import Stack
+from tests.support.waiting import eventually
+
 CLOUD_DOWNLOAD_LIMIT = 20 * 1024 * 1024
 _URL = re.compile(r"https?://\S+")
 
@@ -487,3 +490,45 @@ def _decoded(value: Any) -> Any:
         except ValueError:
             return value
     return value
+
+
+TOKEN = "7000000001:AAE-prsnl-test-token-9f8e7d6c5b4a3210"
+ALICE = 111_111
+
+
+def gateway_env(
+    bot_api: FakeBotApi, stack: Stack, users: dict[int, str], **extra: str
+) -> dict[str, str]:
+    return {
+        "PRSNL_TELEGRAM_BOT_TOKEN": bot_api.token,
+        "PRSNL_TELEGRAM_USERS": ", ".join(f"{uid}={key}" for uid, key in users.items()),
+        "PRSNL_TELEGRAM_GATEWAY_URL": stack.base_url,
+        "PRSNL_TELEGRAM_API_URL": bot_api.url,
+        "PRSNL_TELEGRAM_POLL_TIMEOUT": "1",
+        "PRSNL_TELEGRAM_EDIT_INTERVAL_SECONDS": "0.5",
+        "PRSNL_TELEGRAM_LEADER_RETRY_SECONDS": "0.5",
+        "PRSNL_LOG_LEVEL": "DEBUG",  # the most a log could say about the token
+        **extra,
+    }
+
+
+def replies(bot_api: FakeBotApi, update: dict[str, Any]) -> list[Sent]:
+    message = update["message"]
+    return bot_api.replies_to(message["chat"]["id"], message["message_id"])
+
+
+async def reply_where(
+    bot_api: FakeBotApi, update: dict[str, Any], check: Any, within: float = 120, what: str = ""
+) -> Sent:
+    found: list[Sent] = []
+
+    def seen() -> bool:
+        found[:] = [s for s in replies(bot_api, update) if check(s)]
+        return bool(found)
+
+    await eventually(seen, within, what or "a reply")
+    return found[0]
+
+
+def video(sent: Sent) -> bool:
+    return sent.method == "sendVideo"

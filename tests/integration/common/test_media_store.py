@@ -10,9 +10,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from prsnl_common.s3store import PART_BYTES, S3MediaStore, S3Options, parse_store_url
+from prsnl_common.s3store import PART_BYTES, parse_store_url
 from prsnl_common.store import InvalidKey, LocalMediaStore, MediaStore
-from tests.support.seaweed import ACCESS_KEY, SECRET_KEY, SeaweedS3
+from tests.support.seaweed import SeaweedS3
 
 
 @pytest.fixture(params=["local", "s3"])
@@ -21,8 +21,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[MediaStore
         yield LocalMediaStore(tmp_path / "media")
         return
     seaweed: SeaweedS3 = request.getfixturevalue("seaweed")
-    options = S3Options(seaweed.endpoint, "us-east-1", ACCESS_KEY, SECRET_KEY)
-    yield S3MediaStore(f"s3://{seaweed.bucket()}/media", options, tmp_path / "scratch")
+    yield seaweed.store(tmp_path / "scratch")
 
 
 def _source(store: MediaStore, name: str, data: bytes) -> Path:

@@ -20,6 +20,7 @@ from prsnl_common.store import LocalMediaStore
 from prsnl_janitor import backup
 from prsnl_janitor.archive import complete_end
 from tests.integration.janitor.conftest import item_in, put
+from tests.support.seaweed import SeaweedS3
 from tests.support.stack import POSTGRES_URL, drop_database
 
 pytestmark = pytest.mark.integration
@@ -145,3 +146,43 @@ async def test_a_backup_cut_off_mid_append_is_dropped_and_the_next_one_is_whole(
         assert len(chosen.manifest["files"]) == 4 and backup.verify(chosen) == []
     finally:
         chosen.archive.close()
+
+
+async def test_a_bucket_is_backed_up_and_restored_into_another_bucket(
+    common: CommonSettings,
+    pool: asyncpg.Pool,
+    owner_id: uuid.UUID,
+    tmp_path: Path,
+    seaweed: SeaweedS3,
+    empty_install: tuple[str, LocalMediaStore],
+) -> None:
+    """The same backup from an object store: files read from the bucket, put back into one."""
+
+    source = seaweed.store(tmp_path / "scratch")
+    item_id = await item_in(pool, owner_id, "pending")
+    written = {}
+    for name, size in (("video.mp4", 300_000), ("thumb-320.jpg", 2_000)):
+        local = tmp_path / name
+        local.write_bytes(uuid.uuid4().bytes * (size // 16))
+        written[f"items/{item_id}/{name}"] = local.read_bytes()
+        source.put_file(f"items/{item_id}/{name}", local)
+    await pool.execute(
+        "UPDATE items SET status = 'ready', video_key = $2, thumbnail_keys = $3 WHERE id = $1",
+        item_id,
+        f"items/{item_id}/video.mp4",
+        {"320": f"items/{item_id}/thumb-320.jpg"},
+    )
+    target = tmp_path / "backups.tar"
+    made = await backup.backup(common.database_url, source, target)
+    assert (made.files, made.copied, made.missing) == (2, 2, [])
+    assert (await backup.backup(common.database_url, source, target)).copied == 0
+    assert not list((tmp_path / "scratch" / "tmp").iterdir())  # the copies went again
+
+    restored = seaweed.store(tmp_path / "scratch")
+    chosen = backup.resolve(target)
+    try:
+        assert await backup.restore(chosen, empty_install[0], restored) == 2
+    finally:
+        chosen.archive.close()
+    for key, data in written.items():
+        assert restored.local_file(key, tmp_path).read_bytes() == data

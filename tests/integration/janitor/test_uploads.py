@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from prsnl_common.s3store import S3MediaStore, S3Options
+from prsnl_common.s3store import S3MediaStore
 from prsnl_common.store import LocalMediaStore
 from prsnl_janitor.uploads import client_for, sweep_uploads, uploads
-from tests.support.seaweed import ACCESS_KEY, SECRET_KEY, SeaweedS3
+from tests.support.seaweed import SeaweedS3
 from tests.support.waiting import wait_until
 
 PART = b"p" * (5 * 1024 * 1024)  # S3's smallest part
@@ -19,8 +19,7 @@ PART = b"p" * (5 * 1024 * 1024)  # S3's smallest part
 
 @pytest.fixture
 def store(seaweed: SeaweedS3, tmp_path: Path) -> Iterator[S3MediaStore]:
-    options = S3Options(seaweed.endpoint, "us-east-1", ACCESS_KEY, SECRET_KEY)
-    yield S3MediaStore(f"s3://{seaweed.bucket()}/media", options, tmp_path)
+    yield seaweed.store(tmp_path)
 
 
 def start_upload(store: S3MediaStore, key: str) -> str:
