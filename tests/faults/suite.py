@@ -9,6 +9,8 @@ accepted capture to end and checks what must hold whatever happened:
 * lost — an accepted capture without its item;
 * duplicated — two items for one link, or a second original of one item;
 * stuck — an item neither ready nor failed within the time bound;
+* for links sent to the Telegram bot meanwhile: lost without a final answer,
+  duplicated with two (or two items);
 * left over — a file the catalog does not reference (scratch included) once
   the janitor had its grace; a message still queued or unacknowledged;
   a work queue without a consumer 30 s after the fault.
@@ -38,13 +40,15 @@ import httpx
 
 from bench.report import format_table
 from tests.faults.load import Load
+from tests.faults.telegram import TELEGRAM_USER, TelegramLoad
 from tests.support.clips import make_clip
 from tests.support.media_server import MediaServer
 from tests.support.postgres import PrivatePostgres, private_postgres
 from tests.support.rabbit import PrivateRabbit, consumed_queues, private_rabbit
 from tests.support.stack import Stack, running_stack
+from tests.support.telegram import TOKEN, FakeBotApi, gateway_env
 
-WORKERS = ("downloader", "transcoder", "storage-janitor")
+WORKERS = ("downloader", "transcoder", "storage-janitor", "telegram-gateway")
 CONSUMERS_BACK_WITHIN = 30.0
 # Short enough that a crashed job's scratch and an orphan are gone within a fault's checks,
 # far longer than any job of these small clips.
@@ -91,6 +95,7 @@ class Outcome:
     left_over: int = 0
     failed: Counter[str] = field(default_factory=Counter)
     recover_s: float = 0.0
+    bot: str = ""  # links sent to the Telegram bot answered exactly once, of all sent
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -107,6 +112,8 @@ class Harness:
     clips: Path
     form: Form
     small_disk: bool  # the media root is a tmpfs of its own, which may be filled
+    bot_api: FakeBotApi
+    telegram_key: str  # the API key of the Telegram user's owner
 
     # -- faults -----------------------------------------------------------------------------
 
@@ -160,7 +167,10 @@ class Harness:
         return shutil.disk_usage(self.stack.media_root).free
 
     def start(self, service: str) -> None:
-        self.stack.start(service)
+        extra = None
+        if service == "telegram-gateway":
+            extra = telegram_env(self.bot_api, self.stack, self.telegram_key)
+        self.stack.start(service, extra_env=extra)
         if service == "ingest":
             self.stack.wait_ready(timeout=120)
 
@@ -180,6 +190,10 @@ class Harness:
             window=self.form.window,
         )
         load.start()
+        telegram = TelegramLoad(
+            self.bot_api, self.media.url("").rstrip("/"), owner, max(2, self.form.captures // 6)
+        )
+        telegram.send_all()
         # The fault strikes with the whole window in flight (or all that was sent, if less).
         full = self.form.window
         _wait(lambda: self._in_flight(load, owner) >= full or load.sent_all, 300, "load")
@@ -187,24 +201,48 @@ class Harness:
         inject()
         fault_over = time.monotonic()
         load.join()
-        outcome = Outcome(name, in_flight, len(load.accepted))
+        outcome = Outcome(name, in_flight, len(load.accepted) + telegram.total)
         outcome.notes += [f"refused: {r}" for r in load.refused]
         deadline = fault_over + self.form.settle_s
-        ended = _wait(lambda: self._ended(owner) >= len(load.accepted), _left(deadline), None)
+
+        def ended() -> bool:
+            return self._ended(owner) >= len(load.accepted) and telegram.all_answered()
+
+        finished = _wait(ended, _left(deadline), None)
         outcome.recover_s = time.monotonic() - fault_over
         self._count_items(owner, load, outcome)
-        if not ended:
+        self._count_telegram(telegram, outcome)
+        if not finished:
             outcome.notes.append("not every capture ended within the bound")
         outcome.left_over = self._left_over(deadline, outcome)
-        self._delete_all(load)
+        self._delete_all(load.key, list(load.accepted))
+        self._delete_all(self.telegram_key, self._telegram_items(telegram))
         return outcome
 
-    def _delete_all(self, load: Load) -> None:
+    def _count_telegram(self, telegram: TelegramLoad, outcome: Outcome) -> None:
+        """Each link sent to the bot: one item and one final answer."""
+        answers = telegram.answers()
+        outcome.bot = f"{sum(1 for n in answers.values() if n == 1)}/{len(answers)}"
+        outcome.lost += sum(1 for n in answers.values() if n == 0)
+        outcome.duplicated += sum(n - 1 for n in answers.values() if n > 1)
+        rows = asyncio.run(_fetch(self.stack.database_url, TELEGRAM_ITEMS, list(telegram.urls())))
+        per_link = Counter(row["url"] for row in rows)
+        outcome.duplicated += sum(n - 1 for n in per_link.values() if n > 1)
+        outcome.stuck += sum(1 for r in rows if r["status"] not in ("ready", "failed"))
+        outcome.failed += Counter(r["error_code"] for r in rows if r["status"] == "failed")
+        if any(n != 1 for n in answers.values()):
+            outcome.notes.append(f"telegram answers per link: {sorted(answers.values())}")
+
+    def _telegram_items(self, telegram: TelegramLoad) -> list[str]:
+        rows = asyncio.run(_fetch(self.stack.database_url, TELEGRAM_ITEMS, list(telegram.urls())))
+        return [str(row["id"]) for row in rows]
+
+    def _delete_all(self, key: str, item_ids: list[str]) -> None:
         """Delete the run's items through the API: the store stays small, and the next
         fault's checks see that deleting left nothing behind either."""
-        headers = {"Authorization": f"Bearer {load.key}"}
+        headers = {"Authorization": f"Bearer {key}"}
         with httpx.Client(base_url=self.stack.base_url, headers=headers, timeout=30) as client:
-            for item_id in load.accepted:
+            for item_id in item_ids:
                 answer = client.delete(f"/api/v1/items/{item_id}")
                 assert answer.status_code in (204, 404), answer.text
 
@@ -270,6 +308,7 @@ ITEMS_OF_OWNER = (
     "SELECT i.id, i.status, i.error_code FROM items i JOIN owners o ON o.id = i.owner_id "
     "WHERE o.name = $1"
 )
+TELEGRAM_ITEMS = "SELECT id, url, status, error_code FROM items WHERE url = ANY($1::text[])"
 KEYS = (
     "SELECT original_key AS k FROM items WHERE original_key IS NOT NULL UNION "
     "SELECT video_key FROM items WHERE video_key IS NOT NULL UNION "
@@ -348,7 +387,15 @@ def harness(root: Path, form: Form) -> Iterator[Harness]:
                 **STACK_SETTINGS,
             )
         )
-        yield Harness(running, rabbit, postgres, media, clips, form, small_disk)
+        bot_api = stack.enter_context(FakeBotApi(TOKEN))
+        key = running.create_key("f-telegram")
+        running.start("telegram-gateway", extra_env=telegram_env(bot_api, running, key))
+        running.wait_consumers(["telegram-gateway"])
+        yield Harness(running, rabbit, postgres, media, clips, form, small_disk, bot_api, key)
+
+
+def telegram_env(bot_api: FakeBotApi, stack: Stack, key: str) -> dict[str, str]:
+    return gateway_env(bot_api, stack, {TELEGRAM_USER: key}, PRSNL_LOG_LEVEL="INFO")
 
 
 def _mount_tmpfs(path: Path, size_mb: int) -> bool:
@@ -368,13 +415,14 @@ def _unmount(path: Path) -> None:
 def table(outcomes: list[Outcome]) -> str:
     """The suite's report: one row per fault, then the notes of each."""
     headers = ["fault", "in flight", "accepted", "lost", "duplicated", "stuck", "left over"]
-    headers += ["failed (codes)", "recovered in"]
+    headers += ["failed (codes)", "bot answered once", "recovered in"]
     rows = [
         [
             o.fault,
             *(str(n) for n in (o.in_flight, o.accepted, o.lost, o.duplicated, o.stuck)),
             str(o.left_over),
             ", ".join(f"{code} {n}" for code, n in o.failed.items()) or "0",
+            o.bot,
             f"{o.recover_s:.1f} s",
         ]
         for o in outcomes
