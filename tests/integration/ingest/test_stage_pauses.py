@@ -83,3 +83,31 @@ async def test_a_paused_downloader_shows_on_pending_items_until_it_resumes(
 
     await eventually(gone, within=10, what="the pause gone once the downloader resumed")
     assert await pool.fetchval("SELECT count(*) FROM stage_pauses") == 0
+
+
+async def test_a_pause_missed_while_the_listener_was_away_shows_once_it_is_back(
+    client: Client, pool: asyncpg.Pool, owner: tuple[uuid.UUID, dict[str, str]]
+) -> None:
+    owner_id, headers = owner
+    pending = await new_item(pool, owner_id, f"https://example.com/{uuid.uuid4().hex}.mp4")
+    # Recorded by another replica while this one's LISTEN connection is gone: no NOTIFY here.
+    paused = state(paused=True)
+    await pool.execute(
+        "INSERT INTO stage_pauses (service, instance, free_bytes, min_free_bytes) "
+        "VALUES ($1, $2, $3, $4)",
+        paused.service,
+        paused.instance,
+        paused.free_bytes,
+        paused.min_free_bytes,
+    )
+    dropped = await pool.fetchval(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND query ILIKE 'LISTEN%'"
+    )
+    assert dropped >= 1
+
+    async def shown() -> bool:
+        answer = await client.get(f"/api/v1/items/{pending}", headers=headers)
+        return answer.json()["waiting"] is not None
+
+    await eventually(shown, within=15, what="the missed pause shown after the reconnect")

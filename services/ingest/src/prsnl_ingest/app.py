@@ -100,11 +100,13 @@ def create_app(
         keys = KeyCache(settings.key_cache_seconds)
         pauses = StagePauses()
         # A revoked key is forgotten by every replica at once; "" means the listening
-        # connection was re-established and a revocation may have been missed.
+        # connection was re-established and a revocation or a pause may have been missed.
         hub = LiveHub(
             {
                 KEYS_CHANNEL: lambda key_hash: keys.forget(key_hash) if key_hash else keys.clear(),
-                STAGES_CHANNEL: lambda state: pauses.heard(state) if state else None,
+                STAGES_CHANNEL: lambda state: (
+                    pauses.heard(state) if state else pauses.reload_soon(pool)
+                ),
             }
         )
         relay = OutboxRelay(pool, broker, topology, poll=settings.outbox_poll_seconds)

@@ -10,6 +10,7 @@ again within ``FADE_SECONDS`` (its worker died) no longer counts.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
@@ -41,6 +42,7 @@ class StagePauses:
     """The paused worker replicas this gateway knows of, with when each was last heard."""
 
     paused: dict[tuple[str, str], tuple[StageState, float]] = field(default_factory=dict)
+    _reloading: asyncio.Task[None] | None = None
 
     def heard(self, payload: str) -> None:
         """A state sent on ``prsnl_stages`` (the hub's callback)."""
@@ -50,6 +52,16 @@ class StagePauses:
             logger.warning("unreadable stage state on %s: %r", CHANNEL, payload[:200])
             return
         self._apply(state, time.monotonic())
+
+    def reload_soon(self, pool: asyncpg.Pool) -> None:
+        """The listener reconnected: a pause or resume may have been missed; read them again."""
+        self._reloading = asyncio.get_running_loop().create_task(self._reload(pool))
+
+    async def _reload(self, pool: asyncpg.Pool) -> None:
+        try:
+            await self.load(pool)
+        except (OSError, asyncpg.PostgresError) as exc:  # kept until the next announcement
+            logger.warning("could not read the stage pauses again: %s", exc)
 
     async def load(self, pool: asyncpg.Pool) -> None:
         """The pauses announced recently, at start (or after the listener reconnected)."""
