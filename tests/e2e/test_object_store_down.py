@@ -42,9 +42,10 @@ def s3_stack(
         tmp_path_factory.mktemp("s3-down-stack"),
         downloaders=1,
         **store,
-        # Room for SeaweedFS to come back: 2 + 4 + 8 + 8 + 8 s between six attempts.
+        # Room for SeaweedFS to come back, also on a busy machine: 2 + 4 + 8 + 8 x 6 = 62 s
+        # between ten attempts.
         PRSNL_RETRY_DELAYS="2,4,8",
-        PRSNL_MAX_ATTEMPTS="6",
+        PRSNL_MAX_ATTEMPTS="10",
         PRSNL_JANITOR_SWEEP_INTERVAL_SECONDS="2",
         PRSNL_JANITOR_TEMP_TTL_SECONDS="30",
     ) as running:

@@ -80,7 +80,7 @@ class Form:
     pause_s: float = 2.0
 
 
-SHORT = Form(captures=24, window=12, settle_s=150)
+SHORT = Form(captures=24, window=12, settle_s=240)
 FULL = Form(captures=300, window=200, settle_s=600)
 
 

@@ -89,7 +89,7 @@ class SeaweedS3:
             self.process = subprocess.Popen(
                 self.command(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
             )
-        wait_until(self._answers, within=60, what=f"SeaweedFS S3 on {self.endpoint}")
+        wait_until(self._answers, within=120, what=f"SeaweedFS S3 on {self.endpoint}")
 
     def stop(self) -> None:
         if self.process is None:
@@ -133,10 +133,12 @@ class SeaweedS3:
         }
 
     def _answers(self) -> bool:
+        """The S3 API serves and a volume server has registered, so writes can land."""
         try:
-            # Unsigned: the S3 API answers 403 once it serves; the filer must be up too.
+            # Unsigned: the S3 API answers 403 once it serves.
             s3 = httpx.get(self.endpoint, timeout=2).status_code == 403
-            filer = httpx.get(f"http://127.0.0.1:{self.ports['filer']}/", timeout=2)
+            master = f"http://127.0.0.1:{self.ports['master']}"
+            assign = httpx.get(f"{master}/dir/assign", timeout=5)
         except httpx.HTTPError:
             return False
-        return s3 and filer.status_code < 500
+        return s3 and assign.status_code == 200 and "fid" in assign.json()

@@ -45,9 +45,9 @@ def next_second() -> None:
     wait_until(lambda: int(time.time()) > second, within=3, what="the next second")
 
 
-def put(store: S3MediaStore, key: str, tmp_path: Path) -> None:
+def put(store: S3MediaStore, key: str, tmp_path: Path, data: bytes = b"whole") -> None:
     source = tmp_path / "source"
-    source.write_bytes(b"whole")
+    source.write_bytes(data)
     store.put_file(key, source)
 
 
@@ -66,24 +66,31 @@ def test_an_abandoned_upload_is_aborted_once_past_the_ttl(store: S3MediaStore) -
     assert list(store.list()) == []  # and it never was an object
 
 
-def test_an_upload_with_an_object_written_after_it_began_is_kept(
+def test_only_an_upload_that_may_have_made_its_object_is_kept(
     store: S3MediaStore, tmp_path: Path
 ) -> None:
     # An object older than the upload: the upload was a new version, cut off. Aborted.
     put(store, "items/b/video.mp4", tmp_path)
     next_second()  # S3 times have one-second resolution; the upload begins later
     older = start_upload(store, "items/b/video.mp4")
-    # An upload followed by a write of its key: perhaps this very upload. Kept.
-    newer = start_upload(store, "items/c/video.mp4")
+    # Written after the upload began with exactly its parts' bytes: perhaps this very
+    # upload, finished and still listed. Kept.
+    finished = start_upload(store, "items/c/video.mp4")
+    # Written after the upload began, but the whole file where the upload has one part:
+    # a cut-off upload and its retry. Aborted.
+    cut_off = start_upload(store, "items/d/original.mp4")
     next_second()
-    put(store, "items/c/video.mp4", tmp_path)
+    put(store, "items/c/video.mp4", tmp_path, PART)
+    put(store, "items/d/original.mp4", tmp_path, PART + b"rest of the file")
 
     findings = {f.key: f for f in sweep_uploads(store, ttl_seconds=0, now=time.time() + 5)}
     assert findings["items/b/video.mp4"].action == "removed"
     assert findings["items/c/video.mp4"].action == "kept"
-    assert listed(store) == {newer: "items/c/video.mp4"}
-    assert older not in listed(store)
-    assert store.stat("items/b/video.mp4") is not None  # the object itself stays
+    assert findings["items/d/original.mp4"].action == "removed"
+    assert listed(store) == {finished: "items/c/video.mp4"}
+    assert older not in listed(store) and cut_off not in listed(store)
+    assert store.stat("items/b/video.mp4") is not None  # the objects themselves stay
+    assert store.stat("items/d/original.mp4") is not None
 
 
 def test_a_directory_store_has_no_uploads(tmp_path: Path) -> None:

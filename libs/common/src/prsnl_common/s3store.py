@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
 PART_BYTES = 8 * 1024 * 1024
 PARTS_IN_FLIGHT = 2
+READ_BYTES = 1024 * 1024  # a local copy is written in pieces of this size
 DELETE_BATCH = 1000  # S3's DeleteObjects limit
 
 
@@ -125,7 +126,7 @@ class S3MediaStore(ScratchSpace):
         """A local copy of ``key`` in ``scratch``, streamed to disk."""
         target = scratch / key_parts(key)[-1]
         with answered("read", key), target.open("wb") as out:
-            for chunk in obstore.get(self.client, key).stream(min_chunk_size=PART_BYTES):
+            for chunk in obstore.get(self.client, key).stream(min_chunk_size=READ_BYTES):
                 out.write(chunk)
         return target
 

@@ -6,9 +6,11 @@ the job's retry uploads again under a new upload id. obstore offers no call to
 list or abort uploads, so this sweep uses botocore, the reference S3 client,
 only here (the services' hot paths keep obstore's lower CPU and memory).
 
-An upload is aborted only when nothing completed at its key after it began:
-on SeaweedFS 4.47 and 4.48 a finished upload can stay listed, and aborting it
-deletes the chunks the finished object still uses (seaweedfs/seaweedfs#11382).
+An upload is not aborted when an object of exactly its parts' size was written
+at its key after it began: on SeaweedFS 4.47 and 4.48 a finished upload can
+stay listed, and aborting it deletes the chunks the finished object still uses
+(seaweedfs/seaweedfs#11382). A cut-off upload holds fewer bytes than the file
+its retry stored, so it is aborted.
 """
 
 from __future__ import annotations
@@ -94,9 +96,14 @@ def _sweep(
         if now - upload.initiated <= ttl_seconds:
             continue
         stored = store.stat(upload.key)
-        if stored is not None and stored.mtime >= upload.initiated:
-            # Written in the second the upload began or later: maybe by this very upload.
-            detail = "an object was written at its key after it began"
+        if (
+            stored is not None
+            and stored.mtime >= upload.initiated
+            and _parts_bytes(store, client, upload) == stored.size
+        ):
+            # Written when or after the upload began, with exactly its parts' bytes: maybe
+            # this very upload, finished. A cut-off one holds fewer bytes than its retry.
+            detail = "an object of its parts' size was written at its key after it began"
             findings.append(Finding("kept", upload.key, 0, REASON, detail))
             continue
         if not dry_run:
@@ -107,6 +114,14 @@ def _sweep(
         action = "would-remove" if dry_run else "removed"
         findings.append(Finding(action, upload.key, 0, REASON, f"upload {upload.upload_id}"))
     return findings
+
+
+def _parts_bytes(store: S3MediaStore, client: Any, upload: Upload) -> int:
+    paginator = client.get_paginator("list_parts")
+    pages = paginator.paginate(
+        Bucket=store.bucket, Key=_full_key(store, upload.key), UploadId=upload.upload_id
+    )
+    return sum(part["Size"] for page in pages for part in page.get("Parts", []))
 
 
 def _full_key(store: S3MediaStore, key: str) -> str:

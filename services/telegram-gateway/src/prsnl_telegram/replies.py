@@ -13,6 +13,7 @@ retry; otherwise it belongs to another front end and is ignored.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
@@ -35,6 +36,7 @@ from prsnl_telegram.api import Api, ApiError, Unavailable
 from prsnl_telegram.state import Reply, State
 
 logger = logging.getLogger(__name__)
+CATALOG_WAITS = (0.1, 0.25, 0.5, 1.0, 2.0, 4.0)  # then the answer goes as the item is
 Send = Callable[[Reply], Awaitable[None]]
 
 
@@ -58,7 +60,7 @@ class Replies:
             return  # a re-transcode asked for elsewhere; the chat has its video
 
         async def send(reply: Reply) -> None:
-            item = await self.api.item(self.keys[reply.user_id], event.item_id)
+            item = await self._recorded(self.keys[reply.user_id], event.item_id)
             await self.answers.ready(reply.chat_id, reply.source_message_id, item)
             if reply.status_message_id:
                 await self.answers.edit(
@@ -102,6 +104,17 @@ class Replies:
             # A late progress event must not overwrite the final "Ready" or "Failed" edit.
             if reply.status_message_id and not await self.state.answered(reply, event.run):
                 await self.answers.edit(reply.chat_id, reply.status_message_id, text)
+
+    async def _recorded(self, key: str, item_id: uuid.UUID) -> dict[str, Any]:
+        """The item once the catalog has recorded its video: the gateway applies the same
+        event in parallel, and until it has, the item has no metadata nor thumbnails."""
+        item = await self.api.item(key, item_id)
+        for pause in CATALOG_WAITS:
+            if item["status"] == "ready":
+                break
+            await asyncio.sleep(pause)
+            item = await self.api.item(key, item_id)
+        return item
 
     async def _deliver(
         self, item_id: uuid.UUID, run: int, outcome: str, send: Send, job: Job[Any]
