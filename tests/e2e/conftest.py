@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -79,14 +80,18 @@ STACK_SETTINGS = {
 }
 
 
+@contextlib.contextmanager
+def e2e_stack(root: Path, traces: OtlpReceiver, **store: str) -> Iterator[Stack]:
+    """The end-to-end stack (two downloaders, traced); ``store`` may choose a bucket."""
+    with running_stack(
+        root, downloaders=2, **STACK_SETTINGS, **store, OTEL_EXPORTER_OTLP_ENDPOINT=traces.endpoint
+    ) as running:
+        yield running
+
+
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory, traces: OtlpReceiver) -> Iterator[Stack]:
-    with running_stack(
-        tmp_path_factory.mktemp("stack"),
-        downloaders=2,
-        **STACK_SETTINGS,
-        OTEL_EXPORTER_OTLP_ENDPOINT=traces.endpoint,
-    ) as running:
+    with e2e_stack(tmp_path_factory.mktemp("stack"), traces) as running:
         yield running
 
 

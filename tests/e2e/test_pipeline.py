@@ -19,12 +19,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.conftest import STACK_SETTINGS, item_files, scratch_entries
+from tests.e2e.conftest import e2e_stack, item_files, scratch_entries
 from tests.support.clips import probe
 from tests.support.media_server import MediaServer
 from tests.support.otlp import OtlpReceiver
 from tests.support.seaweed import SeaweedS3
-from tests.support.stack import Api, Stack, free_port, running_stack
+from tests.support.stack import Api, Stack, free_port
 from tests.support.telegram import ALICE, TOKEN, FakeBotApi, gateway_env, reply_where, video
 from tests.support.waiting import wait_until
 
@@ -43,12 +43,8 @@ def stack(
         yield stack
         return
     seaweed: SeaweedS3 = request.getfixturevalue("seaweed")
-    with running_stack(
-        tmp_path_factory.mktemp("s3-stack"),
-        downloaders=2,
-        **STACK_SETTINGS,
-        **seaweed.env(seaweed.bucket()),
-        OTEL_EXPORTER_OTLP_ENDPOINT=traces.endpoint,
+    with e2e_stack(
+        tmp_path_factory.mktemp("s3-stack"), traces, **seaweed.env(seaweed.bucket())
     ) as running:
         yield running
 

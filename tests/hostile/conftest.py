@@ -17,7 +17,6 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import aio_pika
 import asyncpg
@@ -45,16 +44,6 @@ from tests.support.waiting import eventually
 
 AnyClient = AsyncTestClient  # type: ignore[type-arg]
 FILES_SETTLE_S = 30.0
-
-
-async def wait_until(predicate: Any, within: float = 10.0, what: str = "condition") -> None:
-    """Poll an async predicate until it holds, failing after ``within`` seconds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while not await predicate():
-        if loop.time() > deadline:
-            raise AssertionError(f"{what} not met within {within}s")
-        await asyncio.sleep(0.05)
 
 
 @dataclass(frozen=True)
@@ -271,7 +260,7 @@ async def drain_namespace(pool: asyncpg.Pool, namespace: str) -> None:
     async def outbox_empty() -> bool:
         return await pool.fetchval("SELECT count(*) FROM outbox") == 0
 
-    await wait_until(outbox_empty, what="outbox published")
+    await eventually(outbox_empty, what="outbox published")
     connection = await aio_pika.connect(RABBITMQ_URL)
     async with connection:
         channel = await connection.channel()

@@ -6,7 +6,7 @@ path in 8 MiB parts (multipart above one part, two parts in flight), reads are
 streamed or ranged, links are presigned; no call holds a whole file in memory.
 An object appears only when its upload completes, so a reader never sees half
 a file; an upload cut off leaves an incomplete multipart upload, which the
-janitor aborts (:mod:`prsnl_common.s3uploads`).
+janitor aborts (:mod:`prsnl_janitor.uploads`).
 
 Scratch space stays on local disk (``media_root/tmp``): ffmpeg and yt-dlp work
 on files. :meth:`S3MediaStore.free_bytes` is that disk's free space.
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import shutil
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -150,9 +149,6 @@ class S3MediaStore(ScratchSpace):
         verb: Literal["GET", "HEAD"] = "HEAD" if method == "HEAD" else "GET"
         with answered("sign", key):
             return obstore.sign(self.client, verb, key, dt.timedelta(seconds=seconds))
-
-    def free_bytes(self) -> int:
-        return shutil.disk_usage(self.root).free
 
     def describe(self) -> str:
         return f"{self.url} at {self.options.endpoint or 'AWS'}"

@@ -123,6 +123,10 @@ class ScratchSpace:
     def discard_scratch(self, job: str) -> None:
         shutil.rmtree(self.root.joinpath("tmp", *key_parts(job)), ignore_errors=True)
 
+    def free_bytes(self) -> int:
+        """Free space on the local disk: the media's, or only the scratch space's."""
+        return shutil.disk_usage(self.root).free
+
 
 def key_parts(key: str) -> tuple[str, ...]:
     """The parts of a relative key; refuses absolute keys, empty parts, . and .."""
@@ -234,9 +238,6 @@ class LocalMediaStore(ScratchSpace):
                     continue
                 key = path.relative_to(self.root).as_posix()
                 yield StoredFile(key, stat.st_size, stat.st_mtime)
-
-    def free_bytes(self) -> int:
-        return shutil.disk_usage(self.root).free
 
     def _prune(self, directory: Path) -> None:
         # Remove empty parents up to (not including) items/ and tmp/.
