@@ -77,6 +77,10 @@ STACK_SETTINGS = {
     # Above the stall window: only a dead delivery's scratch goes this long unwritten.
     "PRSNL_JANITOR_TEMP_TTL_SECONDS": "30",
     "OTEL_BSP_SCHEDULE_DELAY": "200",
+    # Log records go to the same receiver as the spans, as they go through the collector
+    # to the log store in deploy/compose.yaml.
+    "OTEL_LOGS_EXPORTER": "otlp",
+    "OTEL_BLRP_SCHEDULE_DELAY": "200",
 }
 
 

@@ -307,6 +307,8 @@ def test_compose_infrastructure(compose: dict[str, Any]) -> None:
     assert services["jaeger"]["image"].startswith("jaegertracing/all-in-one:")
     assert services["prometheus"]["image"].startswith("prom/prometheus:")
     assert services["grafana"]["image"].startswith("grafana/grafana:")
+    assert services["loki"]["image"].startswith("grafana/loki:3.")
+    assert services["otel-collector"]["image"].startswith("otel/opentelemetry-collector:")
     assert "healthcheck" in services["rabbitmq"]
     assert "healthcheck" in services["postgres"]
     assert any(p.endswith(":16686") for p in services["jaeger"]["ports"])
@@ -340,7 +342,10 @@ def test_compose_service_environment(compose: dict[str, Any], service: str) -> N
     env = config["environment"]
     assert isinstance(env, dict)
     _assert_known_variables(list(env), f"compose service {service}")
-    assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://jaeger:4318"
+    assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == COLLECTOR_URL
+    assert env["OTEL_LOGS_EXPORTER"] == "otlp"
+    # It reaches the collector: they share a network.
+    assert set(_networks(config)) & set(_networks(compose["services"]["otel-collector"]))
     assert "@rabbitmq:5672" in env["PRSNL_RABBITMQ_URL"]
     assert "@postgres:5432/" in env["PRSNL_DATABASE_URL"]
     assert env["PRSNL_MEDIA_ROOT"] == "/data/media"
@@ -361,6 +366,71 @@ def test_compose_service_environment(compose: dict[str, Any], service: str) -> N
         assert int(env["PRSNL_INGEST_PORT"]) == INGEST_PORT
         assert int(env["PRSNL_INGEST_METRICS_PORT"]) == INGEST_METRICS_PORT
         assert "/healthz" in " ".join(config["healthcheck"]["test"])
+
+
+def _networks(service: dict[str, Any]) -> list[str]:
+    return list(service.get("networks", ["default"]))
+
+
+# --- telemetry: the collector, Loki and Grafana's links between traces and logs ----
+
+COLLECTOR_URL = "http://otel-collector:4318"
+
+
+def _service_url(url: str) -> tuple[str, int]:
+    host, _, port = url.split("//", 1)[-1].split("/", 1)[0].partition(":")
+    return host, int(port)
+
+
+def test_collector_pipelines_send_spans_to_jaeger_and_logs_to_loki(
+    compose: dict[str, Any],
+) -> None:
+    config = yaml.safe_load((DEPLOY / "otel-collector" / "config.yaml").read_text())
+    collector = compose["services"]["otel-collector"]
+    assert "./otel-collector/config.yaml:/etc/otelcol/config.yaml:ro" in collector["volumes"]
+    listen = config["receivers"]["otlp"]["protocols"]["http"]["endpoint"]
+    assert listen.rsplit(":", 1)[1] == str(_service_url(COLLECTOR_URL)[1])
+    pipelines = config["service"]["pipelines"]
+    for name, pipeline in pipelines.items():
+        for part in ("receivers", "processors", "exporters"):
+            assert set(pipeline[part]) <= set(config[part]), f"{name}: undefined {part}"
+    (traces,) = pipelines["traces"]["exporters"]
+    jaeger_host, jaeger_port = config["exporters"][traces]["endpoint"].split(":")
+    assert jaeger_host == "jaeger" and jaeger_port in compose["services"]["jaeger"]["expose"]
+    (logs,) = pipelines["logs"]["exporters"]
+    loki = config["exporters"][logs]["endpoint"]
+    assert logs.startswith("otlphttp") and loki.endswith("/otlp"), loki  # Loki's OTLP intake
+    host, port = _service_url(loki)
+    assert host == "loki" and str(port) in compose["services"]["loki"]["expose"]
+    assert {"jaeger", "loki"} <= set(collector["depends_on"])
+
+
+def test_loki_keeps_otlp_attributes_as_structured_metadata(compose: dict[str, Any]) -> None:
+    config = yaml.safe_load((DEPLOY / "loki" / "loki.yaml").read_text())
+    loki = compose["services"]["loki"]
+    assert "./loki/loki.yaml:/etc/loki/loki.yaml:ro" in loki["volumes"]
+    assert config["server"]["http_listen_port"] == 3100
+    # OTLP intake needs the tsdb store on schema v13 and structured metadata.
+    (schema,) = config["schema_config"]["configs"]
+    assert (schema["store"], schema["schema"]) == ("tsdb", "v13")
+    assert config["limits_config"]["allow_structured_metadata"] is True
+    assert config["compactor"]["retention_enabled"] is True
+    assert any(v.startswith("loki-data:") for v in loki["volumes"]), "logs survive a restart"
+
+
+def test_grafana_links_a_span_to_its_lines_and_a_line_to_its_trace() -> None:
+    path = DEPLOY / "grafana" / "provisioning" / "datasources" / "datasources.yaml"
+    sources = {s["uid"]: s for s in yaml.safe_load(path.read_text())["datasources"]}
+    assert sources["loki"]["type"] == "loki" and sources["loki"]["url"] == "http://loki:3100"
+    to_logs = sources["jaeger"]["jsonData"]["tracesToLogsV2"]
+    assert to_logs["datasourceUid"] == "loki" and to_logs["customQuery"] is True
+    # $$ keeps Grafana's provisioning from reading ${...} as an environment variable.
+    assert 'trace_id="$${__span.traceId}"' in to_logs["query"]
+    (to_trace,) = sources["loki"]["jsonData"]["derivedFields"]
+    assert to_trace["datasourceUid"] == "jaeger"
+    # Loki stores an OTLP record's trace id as the structured metadata field trace_id.
+    assert (to_trace["matcherType"], to_trace["matcherRegex"]) == ("label", "trace_id")
+    assert to_trace["url"] == "$${__value.raw}"
 
 
 def _prefix(service: str) -> str:
@@ -882,7 +952,7 @@ def test_compose_puts_the_downloader_on_its_own_network(compose: dict[str, Any])
     services = compose["services"]
     assert services["downloader"]["networks"] == ["downloader"]
     on_it = {name for name, s in services.items() if "downloader" in s.get("networks", [])}
-    assert on_it == {"downloader", "rabbitmq", "jaeger", "prometheus"}
+    assert on_it == {"downloader", "rabbitmq", "otel-collector", "prometheus"}
     assert "postgres" not in on_it and "ingest" not in on_it
     assert "DOCKER-USER" in COMPOSE.read_text(), "compose says how to filter what it cannot"
 

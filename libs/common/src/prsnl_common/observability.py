@@ -1,7 +1,10 @@
 """Logging, tracing and metrics set-up, written once for every service.
 
 * Logs: one JSON object per line with the trace id, span id and item id when
-  known (``extra={"item_id": ...}``).
+  known (``extra={"item_id": ...}``). With ``OTEL_LOGS_EXPORTER=otlp`` (or
+  ``OTEL_EXPORTER_OTLP_LOGS_ENDPOINT``) every record also goes out as an OTLP
+  log record, trace and span ids included, to the collector that feeds the log
+  store: an operator goes from a trace to its lines by the trace id.
 * Traces: an OpenTelemetry tracer provider named after the service; spans are
   exported with OTLP/HTTP when the standard ``OTEL_EXPORTER_OTLP_ENDPOINT`` (or
   ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``) variable is set, so Jaeger or Tempo
@@ -69,7 +72,7 @@ def setup_logging(service: str, *, level: str = "INFO", fmt: str = "json") -> No
             logging.Formatter(f"%(asctime)s %(levelname)s {service} %(name)s: %(message)s")
         )
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    root.handlers[:] = [handler, *_exported_logs(service)]
     root.setLevel(level.upper())
     # Libraries that bring a text handler of their own (FastStream's "faststream" logger
     # writes coloured lines): their records go through the root handler instead.
@@ -80,6 +83,42 @@ def setup_logging(service: str, *, level: str = "INFO", fmt: str = "json") -> No
     # Per-message framework chatter stays out of the way unless asked for.
     for noisy in ("aiormq", "aio_pika", "faststream.access", "uvicorn.access"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+
+
+_LOG_EXPORT: dict[str, logging.Handler] = {}
+
+
+def logs_exported() -> bool:
+    """Whether log records also go out over OTLP (asked for, not implied by a traces endpoint).
+
+    Jaeger takes spans but no logs, so the shared ``OTEL_EXPORTER_OTLP_ENDPOINT``
+    alone does not turn log export on.
+    """
+    exporters = os.environ.get("OTEL_LOGS_EXPORTER", "").replace(" ", "").split(",")
+    return "otlp" in exporters or bool(os.environ.get("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT"))
+
+
+def _exported_logs(service: str) -> list[logging.Handler]:
+    """The OTLP log handler, made once per process (set-up may run again)."""
+    if not logs_exported():
+        return []
+    if service not in _LOG_EXPORT:
+        from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+        from opentelemetry.instrumentation.logging.handler import LoggingHandler
+        from opentelemetry.sdk._logs import LoggerProvider
+        from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
+
+        provider = LoggerProvider(resource=_resource(service))  # flushed at exit
+        provider.add_log_record_processor(BatchLogRecordProcessor(OTLPLogExporter()))
+        handler = LoggingHandler(logger_provider=provider)
+        # The exporter's own complaints (collector down) stay on stderr, not in a loop.
+        handler.addFilter(lambda record: not record.name.startswith("opentelemetry"))
+        _LOG_EXPORT[service] = handler
+    return [_LOG_EXPORT[service]]
+
+
+def _resource(service: str) -> Resource:
+    return Resource.create({"service.name": service})
 
 
 def setup_tracing(service: str) -> TracerProvider:
@@ -93,7 +132,7 @@ def setup_tracing(service: str) -> TracerProvider:
     current = trace.get_tracer_provider()
     if isinstance(current, TracerProvider):
         return current
-    resource = Resource.create({"service.name": service})
+    resource = _resource(service)
     if tracing_exported():
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
         from opentelemetry.sdk.trace.export import BatchSpanProcessor
