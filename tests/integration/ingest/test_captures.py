@@ -97,8 +97,11 @@ async def test_accepted_capture_is_published_through_the_outbox(
     owner_id, headers = owner
     # A public address literal needs no DNS; nothing connects to it in this test.
     url = "http://93.184.215.14/clips/cat.mp4?utm_source=x"
+    # The caller's trace goes on: the published event carries its trace id.
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    traced = {**headers, "traceparent": f"00-{trace_id}-00f067aa0ba902b7-01"}
     response = await client.post(
-        "/api/v1/captures", json={"url": url, "max_height": 720}, headers=headers
+        "/api/v1/captures", json={"url": url, "max_height": 720}, headers=traced
     )
     assert response.status_code == 202, response.text
     item = response.json()
@@ -124,7 +127,7 @@ async def test_accepted_capture_is_published_through_the_outbox(
     assert event.normalized_url == "http://93.184.215.14/clips/cat.mp4"
     assert event.options.max_height == 720
     assert message.delivery_mode == aio_pika.DeliveryMode.PERSISTENT
-    assert message.headers.get("traceparent")
+    assert str(message.headers.get("traceparent")).split("-")[1] == trace_id
 
     again = await client.post("/api/v1/captures", json={"url": url}, headers=headers)
     assert again.status_code == 200 and again.json()["id"] == item["id"]

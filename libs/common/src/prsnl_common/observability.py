@@ -27,7 +27,7 @@ from socketserver import ThreadingMixIn
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from opentelemetry import trace
+from opentelemetry import propagate, trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
@@ -143,6 +143,35 @@ def setup_tracing(service: str) -> TracerProvider:
         provider = TracerProvider(resource=resource, sampler=ALWAYS_OFF)
     trace.set_tracer_provider(provider)
     return provider
+
+
+_TRACE_HEADERS = frozenset({b"traceparent", b"tracestate", b"baggage"})
+_requests = trace.get_tracer("prsnl.requests")
+
+
+class TraceContextMiddleware:
+    """ASGI middleware for when no span is exported: the caller's trace context, nothing more.
+
+    Each request runs in a (non-recording) span that continues the caller's
+    ``traceparent``, so trace ids still reach the logs, the outbox and every
+    message. OpenTelemetry's ASGI middleware would also collect a dozen request
+    attributes per request for spans nobody records (measured: 13 % of an item read).
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        carrier = {
+            name.decode("latin-1"): value.decode("latin-1")
+            for name, value in scope["headers"]
+            if name in _TRACE_HEADERS
+        }
+        with _requests.start_as_current_span("request", context=propagate.extract(carrier)):
+            await self.app(scope, receive, send)
 
 
 def broker_middlewares(service: str, registry: CollectorRegistry = REGISTRY) -> tuple[Any, ...]:

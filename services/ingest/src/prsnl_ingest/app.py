@@ -22,15 +22,18 @@ from litestar.openapi import OpenAPIConfig
 from litestar.plugins.opentelemetry import OpenTelemetryConfig
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 from litestar.plugins.pydantic import PydanticPlugin
+from opentelemetry.sdk.trace import TracerProvider
 
 from prsnl_common.broker import Topology, create_broker
 from prsnl_common.db import create_pool, ensure_database, migrate
 from prsnl_common.liveness import ConsumerWatch
 from prsnl_common.observability import (
+    TraceContextMiddleware,
     broker_middlewares,
     instrument_asyncpg,
     serve_metrics,
     setup_tracing,
+    tracing_exported,
 )
 from prsnl_common.settings import CommonSettings
 from prsnl_common.store import open_store
@@ -76,6 +79,16 @@ async def _link_signer(pool: asyncpg.Pool, settings: IngestSettings) -> LinkSign
     if not secret:
         secret = await catalog.link_secret(pool, secrets.token_bytes(32))
     return LinkSigner(secret, settings.signed_link_seconds)
+
+
+def _tracing_middleware(tracer_provider: TracerProvider) -> Any:
+    """OpenTelemetry's request spans when they are exported, else only the trace context."""
+    if not tracing_exported():
+        return TraceContextMiddleware
+    # A span per request, not three more per response part (each SSE message).
+    return OpenTelemetryConfig(
+        tracer_provider=tracer_provider, exclude_spans=["receive", "send"]
+    ).middleware
 
 
 def create_app(
@@ -173,10 +186,7 @@ def create_app(
         logging_config=None,
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         middleware=[
-            # A span per request, not three more per response part (each SSE message).
-            OpenTelemetryConfig(
-                tracer_provider=tracer_provider, exclude_spans=["receive", "send"]
-            ).middleware,
+            _tracing_middleware(tracer_provider),
             PrometheusConfig(app_name="prsnl_ingest", group_path=True).middleware,
         ],
         openapi_config=OpenAPIConfig(

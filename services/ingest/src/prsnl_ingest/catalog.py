@@ -42,7 +42,8 @@ from prsnl_common.events import (
 from prsnl_common.store import item_prefix
 from prsnl_ingest import lifecycle
 from prsnl_ingest.lifecycle import outputs_of
-from prsnl_ingest.outbox import enqueue
+from prsnl_ingest.outbox import CHANNEL as OUTBOX_CHANNEL
+from prsnl_ingest.outbox import enqueue, outbox_row
 
 ITEMS_CHANNEL = "prsnl_items"
 KEYS_CHANNEL = "prsnl_keys"  # payload: the hex hash of a revoked key
@@ -221,21 +222,26 @@ async def _notify(
     await connection.execute("SELECT pg_notify($1, $2)", ITEMS_CHANNEL, payload)
 
 
-# The new item and, on commit, its "created" notification, in one round trip. A twin
-# (either unique index) inserts nothing and returns no row.
+# The new item, its url.captured in the outbox and, on commit, the "created" notification
+# and the relay's wake-up: one statement, so one round trip and (outside a transaction)
+# its own atomic commit. A twin (either unique index) inserts nothing and returns no row.
 _INSERT_CAPTURE = """
 WITH item AS (
-    INSERT INTO items (id, owner_id, url, normalized_url, platform, platform_video_id,
+    INSERT INTO items (id, run, owner_id, url, normalized_url, platform, platform_video_id,
                        source, options, reply_to)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
     ON CONFLICT DO NOTHING
     RETURNING *
+), queued AS (
+    INSERT INTO outbox (routing_key, payload, headers)
+    SELECT $11::text, $12::jsonb, $13::jsonb FROM item
 )
-SELECT item.*, pg_notify($10, json_build_object(
+SELECT item.*, pg_notify($14, json_build_object(
     'item_id', item.id, 'owner_id', item.owner_id, 'kind', 'created',
-    'status', item.status, 'run', item.run)::text) AS notified
+    'status', item.status, 'run', item.run)::text) AS notified, pg_notify($15, '') AS woke
 FROM item
 """
+FIRST_RUN = 1
 
 
 class _Twin(Exception):
@@ -272,20 +278,36 @@ async def capture(
 async def _insert_capture(
     pool: asyncpg.Pool, new: NewCapture, admit: Admit | None
 ) -> asyncpg.Record:
-    async with pool.acquire() as connection, connection.transaction():
-        if admit is not None:
+    args = _capture_args(new)
+    if admit is None:
+        item = await pool.fetchrow(_INSERT_CAPTURE, *args)
+    else:
+        async with pool.acquire() as connection, connection.transaction():
             await admit(connection)
-        item = await connection.fetchrow(
-            _INSERT_CAPTURE, new_event_id(), *_capture_row(new), ITEMS_CHANNEL
-        )
-        if item is None:
-            raise _Twin
-        await enqueue(connection, url_captured(item, new.quota))
-        return item
+            item = await connection.fetchrow(_INSERT_CAPTURE, *args)
+    if item is None:
+        raise _Twin
+    return item
 
 
-def _capture_row(new: NewCapture) -> tuple[Any, ...]:
+def _capture_args(new: NewCapture) -> tuple[Any, ...]:
+    """The item's columns and its ``url.captured`` (made from the same values) as outbox row."""
+    event = UrlCaptured(
+        item_id=new_event_id(),
+        run=FIRST_RUN,
+        url=new.url,
+        normalized_url=new.normalized_url,
+        platform=new.platform,
+        platform_video_id=new.platform_video_id,
+        source=new.source,
+        owner_id=new.owner_id,
+        options=new.options,
+        reply_to=new.reply_to,
+        quota=new.quota,
+    )
     return (
+        event.item_id,
+        event.run,
         new.owner_id,
         new.url,
         new.normalized_url,
@@ -294,6 +316,9 @@ def _capture_row(new: NewCapture) -> tuple[Any, ...]:
         new.source,
         new.options.model_dump(mode="json"),
         new.reply_to.model_dump(mode="json") if new.reply_to else None,
+        *outbox_row(event),
+        ITEMS_CHANNEL,
+        OUTBOX_CHANNEL,
     )
 
 

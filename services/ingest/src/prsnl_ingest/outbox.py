@@ -39,17 +39,20 @@ logger = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
 
 
-async def enqueue(connection: asyncpg.Connection | PoolConnectionProxy, event: Event) -> None:
-    """Add ``event`` to the outbox in the current transaction, with the trace context."""
+def outbox_row(event: Event) -> tuple[str, Any, dict[str, str]]:
+    """The outbox columns of ``event``: routing key, payload and the current trace context."""
     carrier: dict[str, str] = {}
     propagate.inject(carrier)
+    return event.routing_key, event.model_dump(mode="json"), carrier
+
+
+async def enqueue(connection: asyncpg.Connection | PoolConnectionProxy, event: Event) -> None:
+    """Add ``event`` to the outbox in the current transaction, with the trace context."""
     await connection.execute(
         # The row and the relay's wake-up (sent on commit) in one round trip.
         "WITH row AS (INSERT INTO outbox (routing_key, payload, headers) VALUES ($1, $2, $3)) "
         "SELECT pg_notify($4, '')",
-        event.routing_key,
-        event.model_dump(mode="json"),
-        carrier,
+        *outbox_row(event),
         CHANNEL,
     )
 

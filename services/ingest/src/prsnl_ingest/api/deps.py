@@ -119,9 +119,14 @@ AllowanceDep = NamedDependency[dict[str, str]]
 LinksDep = NamedDependency[MediaLinks]
 
 
-def provide_gateway(state: State) -> Gateway:
-    gateway: Gateway = state.gateway
+def gateway_of(request: Request[object, object, State]) -> Gateway:
+    """The gateway in the app's state (a ``state`` argument would be a copy per request)."""
+    gateway: Gateway = request.app.state.gateway
     return gateway
+
+
+def provide_gateway(request: Request[object, object, State]) -> Gateway:
+    return gateway_of(request)
 
 
 def bearer_key(request: Request[object, object, State]) -> str:
@@ -150,11 +155,9 @@ async def provide_owner(request: Request[object, object, State], gateway: Gatewa
     return owner_id
 
 
-def provide_links(
-    owner_id: OwnerDep, request: Request[object, object, State], state: State
-) -> MediaLinks:
+def provide_links(owner_id: OwnerDep, request: Request[object, object, State]) -> MediaLinks:
     """The links of this answer, signed for the caller's key."""
-    gateway: Gateway = state.gateway
+    gateway = gateway_of(request)
     key_id = hash_key(bearer_key(request)).hex()[:KEY_ID_LENGTH]
     return MediaLinks(base_url(request, gateway), gateway.signer, owner_id, key_id, time.time())
 
@@ -172,15 +175,20 @@ async def owner_of_link(gateway: Gateway, grant: LinkGrant) -> uuid.UUID:
 
 
 async def provide_capture_allowance(
-    owner_id: OwnerDep, request: Request[object, object, State], state: State
+    owner_id: OwnerDep, request: Request[object, object, State]
 ) -> dict[str, str]:
     """One capture of the caller's key counted (after authentication); its RateLimit-* headers."""
-    gateway: Gateway = state.gateway
+    gateway = gateway_of(request)
     return await gateway.capture_limiter.take(hash_key(bearer_key(request)).hex())
 
 
-def require_json(connection: ASGIConnection[BaseRouteHandler, Any, Any, Any], _: object) -> None:
-    """A JSON route refuses other media types before reading the body (415)."""
+async def require_json(
+    connection: ASGIConnection[BaseRouteHandler, Any, Any, Any], _: object
+) -> None:
+    """A JSON route refuses other media types before reading the body (415).
+
+    A coroutine: Litestar would run a plain function guard in a worker thread.
+    """
     media_type = connection.headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type != "application/json" and not (
         media_type.startswith("application/") and media_type.endswith("+json")
