@@ -79,7 +79,8 @@ async def capture(
         await quotas.admit_capture(connection, owner_id, standing.limits.max_captures_per_day)
 
     try:
-        outcome = await catalog.capture(pool, new, admit)
+        # Without a quota to hold it to, the capture is one statement, no transaction.
+        outcome = await catalog.capture(pool, new, admit if standing.checked_on_insert else None)
     except PipelineError as exc:
         metrics.CAPTURES.labels(platform=classified.platform, source=source, outcome=exc.code).inc()
         raise

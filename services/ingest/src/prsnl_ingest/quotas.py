@@ -48,6 +48,16 @@ class Standing:
             return None
         return StorageQuota(max_bytes=self.limits.max_bytes, used_bytes=self.used_bytes)
 
+    @property
+    def full(self) -> bool:
+        """The bytes quota is reached: nothing new may be stored."""
+        return bool(self.limits.max_bytes) and self.used_bytes >= self.limits.max_bytes
+
+    @property
+    def checked_on_insert(self) -> bool:
+        """Whether a capture must be admitted in its transaction (refused, or counted per day)."""
+        return self.full or bool(self.limits.max_captures_per_day)
+
 
 def quota_defaults(settings: IngestSettings) -> Limits:
     return Limits(settings.quota_bytes, settings.quota_captures_per_day)
@@ -87,11 +97,11 @@ async def standing(
 
 def refuse_bytes(standing: Standing) -> None:
     """``quota_exceeded`` when the owner already stores as much as the bytes quota allows."""
-    limit = standing.limits.max_bytes
-    if limit and standing.used_bytes >= limit:
+    if standing.full:
         raise PermanentError(
             "quota_exceeded",
-            f"Storage quota reached: {standing.used_bytes} of {limit} bytes stored. "
+            f"Storage quota reached: {standing.used_bytes} of {standing.limits.max_bytes} "
+            "bytes stored. "
             "Delete items or ask for a larger quota.",
         )
 
