@@ -24,22 +24,25 @@ with trace.get_tracer("probe").start_as_current_span("work") as span:
 """
 
 
-@pytest.mark.parametrize(
-    ("endpoint", "recording"), [(None, "False"), ("http://127.0.0.1:9", "True")]
-)
-def test_spans_are_recorded_only_with_an_exporter(endpoint: str | None, recording: str) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
-    if endpoint:
-        env["OTEL_EXPORTER_OTLP_ENDPOINT"] = endpoint
-        env["OTEL_EXPORTER_OTLP_TIMEOUT"] = "1"
-    result = subprocess.run(
-        [sys.executable, "-c", PROBE],
+def _probe(script: str, **otel: str) -> subprocess.CompletedProcess[str]:
+    """Run ``script`` in a fresh interpreter with only the given ``OTEL_*`` variables."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")} | otel
+    return subprocess.run(
+        [sys.executable, "-c", script],
         env=env,
         capture_output=True,
         text=True,
         timeout=60,
         check=True,
     )
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "recording"), [(None, "False"), ("http://127.0.0.1:9", "True")]
+)
+def test_spans_are_recorded_only_with_an_exporter(endpoint: str | None, recording: str) -> None:
+    exporter = {"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "OTEL_EXPORTER_OTLP_TIMEOUT": "1"}
+    result = _probe(PROBE, **(exporter if endpoint else {}))
     is_recording, line = result.stdout.strip().splitlines()
     assert is_recording == recording
     entry = json.loads(line)
@@ -73,16 +76,7 @@ def test_log_records_are_exported_over_otlp_when_asked(
     variables: dict[str, str], exported: bool
 ) -> None:
     with OtlpReceiver() as receiver:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
-        env |= {"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint, **variables}
-        result = subprocess.run(
-            [sys.executable, "-c", EXPORTING],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=True,
-        )
+        result = _probe(EXPORTING, OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint, **variables)
         trace_id, span_id = result.stdout.split()
         # The exit flushes the batch: what arrived is all there will be.
         records = [r for r in receiver.logs if r.logger == "probe.work"]
