@@ -119,14 +119,10 @@ AllowanceDep = NamedDependency[dict[str, str]]
 LinksDep = NamedDependency[MediaLinks]
 
 
-def gateway_of(request: Request[object, object, State]) -> Gateway:
+def provide_gateway(request: Request[object, object, State]) -> Gateway:
     """The gateway in the app's state (a ``state`` argument would be a copy per request)."""
     gateway: Gateway = request.app.state.gateway
     return gateway
-
-
-def provide_gateway(request: Request[object, object, State]) -> Gateway:
-    return gateway_of(request)
 
 
 def bearer_key(request: Request[object, object, State]) -> str:
@@ -157,7 +153,7 @@ async def provide_owner(request: Request[object, object, State], gateway: Gatewa
 
 def provide_links(owner_id: OwnerDep, request: Request[object, object, State]) -> MediaLinks:
     """The links of this answer, signed for the caller's key."""
-    gateway = gateway_of(request)
+    gateway = provide_gateway(request)
     key_id = hash_key(bearer_key(request)).hex()[:KEY_ID_LENGTH]
     return MediaLinks(base_url(request, gateway), gateway.signer, owner_id, key_id, time.time())
 
@@ -178,7 +174,7 @@ async def provide_capture_allowance(
     owner_id: OwnerDep, request: Request[object, object, State]
 ) -> dict[str, str]:
     """One capture of the caller's key counted (after authentication); its RateLimit-* headers."""
-    gateway = gateway_of(request)
+    gateway = provide_gateway(request)
     return await gateway.capture_limiter.take(hash_key(bearer_key(request)).hex())
 
 
