@@ -291,32 +291,23 @@ async def _insert_capture(
 
 
 def _capture_args(new: NewCapture) -> tuple[Any, ...]:
-    """The item's columns and its ``url.captured`` (made from the same values) as outbox row."""
-    event = UrlCaptured(
-        item_id=new_event_id(),
-        run=FIRST_RUN,
-        url=new.url,
-        normalized_url=new.normalized_url,
-        platform=new.platform,
-        platform_video_id=new.platform_video_id,
-        source=new.source,
-        owner_id=new.owner_id,
-        options=new.options,
-        reply_to=new.reply_to,
-        quota=new.quota,
-    )
+    """The item's columns (in ``_INSERT_CAPTURE``'s order) and, made from the same row by
+    :func:`url_captured`, its outbox row."""
+    row = {
+        "id": new_event_id(),
+        "run": FIRST_RUN,
+        "owner_id": new.owner_id,
+        "url": new.url,
+        "normalized_url": new.normalized_url,
+        "platform": new.platform,
+        "platform_video_id": new.platform_video_id,
+        "source": new.source,
+        "options": new.options.model_dump(mode="json"),
+        "reply_to": new.reply_to.model_dump(mode="json") if new.reply_to else None,
+    }
     return (
-        event.item_id,
-        event.run,
-        new.owner_id,
-        new.url,
-        new.normalized_url,
-        new.platform,
-        new.platform_video_id,
-        new.source,
-        new.options.model_dump(mode="json"),
-        new.reply_to.model_dump(mode="json") if new.reply_to else None,
-        *outbox_row(event),
+        *row.values(),
+        *outbox_row(url_captured(row, new.quota)),
         ITEMS_CHANNEL,
         OUTBOX_CHANNEL,
     )
@@ -384,8 +375,10 @@ async def create_upload(
     return CaptureOutcome(item, created=True)
 
 
-def url_captured(item: asyncpg.Record, quota: StorageQuota | None = None) -> UrlCaptured:
-    """The ``url.captured`` of an item's current run, from its stored row."""
+def url_captured(
+    item: asyncpg.Record | Mapping[str, Any], quota: StorageQuota | None = None
+) -> UrlCaptured:
+    """The ``url.captured`` of an item's current run, from its row (stored or about to be)."""
     return UrlCaptured(
         item_id=item["id"],
         run=item["run"],
