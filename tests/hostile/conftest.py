@@ -44,6 +44,7 @@ from tests.support.waiting import eventually
 
 AnyClient = AsyncTestClient  # type: ignore[type-arg]
 FILES_SETTLE_S = 30.0
+DRAIN_S = 15.0
 
 
 @dataclass(frozen=True)
@@ -113,10 +114,12 @@ class LeftBehind:
     ) -> None:
         """No new item row beyond ``new_items``, no outbox row, no queued message, no new file.
 
-        The outbox and queues are checked once more after ``settle`` seconds, so a message
-        the relay was about to publish is caught too. ``dead_letters`` names the messages a
-        case must leave for an operator (stage -> count in ``<ns>.<stage>.dlq``): exactly
-        those are expected, then taken away so the next case starts empty.
+        The outbox and queues get ``DRAIN_S`` to empty (a failure's own ``file.orphaned`` is
+        published and consumed just after it), then are checked once more after ``settle``
+        seconds, so a message the relay was about to publish is caught too. ``dead_letters``
+        names the messages a case must leave for an operator (stage -> count in
+        ``<ns>.<stage>.dlq``): exactly those are expected, then taken away so the next case
+        starts empty.
         """
         expected = {
             f"{self.deployment.namespace}.{stage}.dlq": count
@@ -136,6 +139,14 @@ class LeftBehind:
         assert after.files == self.before.files, (
             f"new files in the media root: {sorted(after.files - self.before.files)}"
         )
+
+        async def drained() -> bool:
+            outbox = await self.pool.fetchval("SELECT count(*) FROM outbox")
+            return outbox == 0 and await self.queued() == expected
+
+        # The failure's own events (file.orphaned) are published and consumed just after it.
+        with contextlib.suppress(AssertionError):
+            await eventually(drained, within=DRAIN_S, what="outbox and queues drained")
         for attempt in range(2):
             outbox = await self.pool.fetchval("SELECT count(*) FROM outbox")
             assert outbox == 0, f"{outbox} outbox row(s) left behind"
