@@ -56,6 +56,8 @@ from prsnl_ingest.api.storage import StorageController
 from prsnl_ingest.api.uploads import UploadController
 from prsnl_ingest.api.web import web_router
 from prsnl_ingest.catalog import KEYS_CHANNEL
+from prsnl_ingest.itemcache import CHANNEL as ITEM_CHANGES_CHANNEL
+from prsnl_ingest.itemcache import ItemCache
 from prsnl_ingest.live import LiveHub
 from prsnl_ingest.outbox import OutboxRelay
 from prsnl_ingest.settings import IngestSettings
@@ -111,6 +113,7 @@ def create_app(
         topology = Topology(common)
         subscribe_catalog(broker, topology, pool, settings.progress_interval_seconds)
         keys = KeyCache(settings.key_cache_seconds)
+        items = ItemCache(settings.item_cache_size)
         pauses = StagePauses()
         # A revoked key is forgotten by every replica at once; "" means the listening
         # connection was re-established and a revocation or a pause may have been missed.
@@ -120,7 +123,9 @@ def create_app(
                 STAGES_CHANNEL: lambda state: (
                     pauses.heard(state) if state else pauses.reload_soon(pool)
                 ),
-            }
+                ITEM_CHANGES_CHANNEL: items.changed,
+            },
+            on_lost=items.lost,
         )
         relay = OutboxRelay(pool, broker, topology, poll=settings.outbox_poll_seconds)
         watch = ConsumerWatch(broker, SERVICE)
@@ -140,6 +145,7 @@ def create_app(
                 hub=hub,
                 broker=broker,
                 keys=keys,
+                items=items,
                 capture_limiter=CaptureLimiter(limits.parse(settings.capture_rate_limit)),
                 consumers=watch,
                 signer=await _link_signer(pool, settings),

@@ -30,11 +30,16 @@ QUEUE_SIZE = 256
 class LiveHub:
     """Fans item notifications out to the listeners of this process."""
 
-    def __init__(self, channels: dict[str, Callable[[str], None]] | None = None) -> None:
+    def __init__(
+        self,
+        channels: dict[str, Callable[[str], None]] | None = None,
+        on_lost: Callable[[], None] | None = None,
+    ) -> None:
         # Other channels that ride on the same LISTEN connection (key revocations);
         # each callback gets the payload, and "" after a reconnect (something may
-        # have been missed meanwhile).
+        # have been missed meanwhile). ``on_lost`` hears when the connection drops.
         self._channels = channels or {}
+        self._on_lost = on_lost
         # Listeners of one item, and of every item of an owner, by that id.
         self._listeners: dict[uuid.UUID, set[asyncio.Queue[dict[str, Any]]]] = defaultdict(set)
         self._owners: dict[uuid.UUID, set[asyncio.Queue[dict[str, Any]]]] = defaultdict(set)
@@ -59,6 +64,8 @@ class LiveHub:
 
     def _on_terminated(self, _connection: object) -> None:
         # The database restarted or the connection dropped: listen again.
+        if self._on_lost is not None:
+            self._on_lost()
         if not self._stopping:
             self._reconnect = asyncio.get_running_loop().create_task(self._reconnect_forever())
 

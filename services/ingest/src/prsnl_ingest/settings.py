@@ -59,6 +59,12 @@ class IngestSettings(BaseSettings):
         description="How long a replica trusts a looked-up API key; revocations also arrive "
         "at once through NOTIFY, this bounds a missed notification",
     )
+    item_cache_size: int = Field(
+        default=4096,
+        ge=0,
+        description="Item rows a replica keeps for reads (0: none); a change reaches every "
+        "replica through NOTIFY and drops the row at once",
+    )
     signed_link_seconds: int = Field(
         default=86400,
         ge=60,

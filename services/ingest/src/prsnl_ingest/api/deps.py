@@ -25,6 +25,7 @@ from prsnl_common.settings import CommonSettings
 from prsnl_common.store import MediaStore
 from prsnl_ingest.api.problems import ApiError
 from prsnl_ingest.catalog import KEY_ID_LENGTH, hash_key, owner_for_key, owner_for_key_id
+from prsnl_ingest.itemcache import ItemCache
 from prsnl_ingest.live import LiveHub
 from prsnl_ingest.settings import IngestSettings
 from prsnl_ingest.signing import LinkGrant, LinkRefused, LinkSigner, MediaLinks
@@ -107,6 +108,7 @@ class Gateway:
     hub: LiveHub
     broker: RabbitBroker
     keys: KeyCache
+    items: ItemCache
     capture_limiter: CaptureLimiter
     consumers: ConsumerWatch
     signer: LinkSigner

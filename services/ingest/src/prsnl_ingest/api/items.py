@@ -106,7 +106,7 @@ class ItemController(Controller):
     async def get_item(
         self, item_id: ItemId, owner_id: OwnerDep, gateway: GatewayDep, links: LinksDep
     ) -> ItemView:
-        row = await catalog.get_item(gateway.pool, owner_id, item_id)
+        row = await gateway.items.get(gateway.pool, owner_id, item_id)
         return ItemView.from_row(row, links, pauses=gateway.pauses)
 
     @delete(
@@ -302,7 +302,7 @@ async def _item_for_media(
         owner_id = await provide_owner(request, request.app.state.gateway)
     else:
         owner_id = await owner_of_link(gateway, grant)
-    return await catalog.get_item(gateway.pool, owner_id, item_id), owner_id
+    return await gateway.items.get(gateway.pool, owner_id, item_id), owner_id
 
 
 def _check_grant(
