@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import uuid
 
-from litestar import Controller, Response, post
+from litestar import Controller, Request, Response, post
+from litestar.datastructures import State
 from litestar.params import JSONBody
 
 from prsnl_common.errors import PipelineError
@@ -13,8 +14,8 @@ from prsnl_ingest.api.deps import (
     AllowanceDep,
     Gateway,
     GatewayDep,
-    LinksDep,
     OwnerDep,
+    provide_links,
     require_json,
 )
 from prsnl_ingest.api.problems import ApiError, problem_responses
@@ -45,12 +46,15 @@ class CaptureController(Controller):
         owner_id: OwnerDep,
         capture_allowance: AllowanceDep,
         gateway: GatewayDep,
-        links: LinksDep,
+        request: Request[object, object, State],
     ) -> Response[ItemView]:
+        # The links are made here, not as a dependency: beside the allowance (both need the
+        # owner) Litestar would resolve the two in a task group of their own per capture.
         try:
             outcome = await _capture(gateway, owner_id, data)
         except PipelineError as exc:  # a refused link still counts and says what is left
             raise ApiError(exc.code, exc.message, 422, capture_allowance) from exc
+        links = provide_links(owner_id, request)
         view = ItemView.from_row(outcome.item, links, not outcome.created, gateway.pauses)
         return Response(
             view, status_code=202 if outcome.created else 200, headers=capture_allowance
