@@ -156,19 +156,20 @@ class LocalMediaStore(ScratchSpace):
     async def read_range(
         self, key: str, start: int, length: int, chunk_size: int
     ) -> AsyncIterator[bytes]:
-        """``length`` bytes of ``key`` from ``start`` in chunks, off the event loop."""
-        handle = await asyncio.to_thread(self.path(key).open, "rb")
+        """``length`` bytes of ``key`` from ``start`` in chunks, each read in a worker thread
+        (the open, like a stat, is microseconds on a local disk: no thread)."""
+        descriptor = os.open(self.path(key), os.O_RDONLY)
         try:
-            handle.seek(start)
-            remaining = length
-            while remaining > 0:
-                chunk = await asyncio.to_thread(handle.read, min(chunk_size, remaining))
+            position, end = start, start + length
+            while position < end:
+                size = min(chunk_size, end - position)
+                chunk = await asyncio.to_thread(os.pread, descriptor, size, position)
                 if not chunk:
                     return
-                remaining -= len(chunk)
+                position += len(chunk)
                 yield chunk
         finally:
-            handle.close()
+            os.close(descriptor)
 
     def presigned_url(self, key: str, seconds: int, method: str = "GET") -> str | None:
         return None
