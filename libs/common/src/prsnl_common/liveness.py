@@ -36,6 +36,7 @@ CONSUMERS_MISSING = Gauge(
     "prsnl_consumers_missing",
     "Subscribers of this process without a live consumer on the broker",
     ["service"],
+    multiprocess_mode="livesum",  # the gateway's workers add up (prsnl_ingest.serving)
 )
 
 

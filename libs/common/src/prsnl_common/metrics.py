@@ -15,7 +15,10 @@ OK = "ok"
 
 # Written by the failure policy of every stage subscriber (prsnl_common.consumer).
 JOBS_IN_FLIGHT = Gauge(
-    "prsnl_jobs_in_flight", "Deliveries this process is working on now, by stage", ["stage"]
+    "prsnl_jobs_in_flight",
+    "Deliveries this process is working on now, by stage",
+    ["stage"],
+    multiprocess_mode="livesum",  # the gateway's workers add up (prsnl_ingest.serving)
 )
 RETRIES_SCHEDULED = Counter(
     "prsnl_retries_scheduled_total",

@@ -116,21 +116,12 @@ def main(argv: list[str] | None = None) -> None:
         applied = asyncio.run(_migrate(common))
         print("\n".join(applied) if applied else "up to date")
     else:
-        import uvicorn
-
-        from prsnl_ingest.app import create_app
+        from prsnl_ingest.serving import serve as serve_api
 
         settings = IngestSettings()
         host = getattr(args, "host", None) or settings.host
         port = getattr(args, "port", None) or settings.port
-        uvicorn.run(
-            create_app(settings, common),
-            host=host,
-            port=port,
-            log_config=None,
-            access_log=False,
-            timeout_graceful_shutdown=10,
-        )
+        serve_api(settings, common, host, port)
 
 
 async def _migrate(common: CommonSettings) -> list[str]:

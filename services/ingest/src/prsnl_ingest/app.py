@@ -1,7 +1,8 @@
 """Wiring of the gateway: Litestar app, catalog subscribers, outbox relay, live hub.
 
 One process serves HTTP and keeps the catalog; run several behind a load
-balancer to scale. The lifespan creates every resource once and hands it to
+balancer to scale, or several on one port (``PRSNL_INGEST_WORKERS``, see
+serving.py). The lifespan creates every resource once and hands it to
 handlers as the ``gateway`` dependency.
 """
 
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -94,8 +95,11 @@ def _tracing_middleware(tracer_provider: TracerProvider) -> Any:
 
 
 def create_app(
-    settings: IngestSettings | None = None, common: CommonSettings | None = None
+    settings: IngestSettings | None = None,
+    common: CommonSettings | None = None,
+    on_stop: Callable[[], None] | None = None,
 ) -> Litestar:
+    """The gateway's app; ``on_stop`` runs last when it stops (a worker's metrics clean-up)."""
     settings = settings or IngestSettings()
     common = common or CommonSettings()
     tracer_provider = setup_tracing(SERVICE)
@@ -165,6 +169,8 @@ def create_app(
             await hub.stop()
             await broker.stop()
             await pool.close()
+            if on_stop is not None:
+                on_stop()
 
     handlers: list[Any] = [
         CaptureController,

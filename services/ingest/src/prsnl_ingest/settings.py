@@ -14,7 +14,15 @@ class IngestSettings(BaseSettings):
     port: int = Field(default=8000, ge=0, le=65535, description="Port of the HTTP API")
     public_url: str = Field(default="", description="Base URL for links in answers (optional)")
     default_max_height: int = Field(default=1080, ge=144, le=4320)
-    pool_size: int = Field(default=10, ge=1, le=100, description="PostgreSQL connections")
+    workers: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="Gateway processes sharing the port (one Python process uses one core)",
+    )
+    pool_size: int = Field(
+        default=10, ge=1, le=100, description="PostgreSQL connections (of each worker)"
+    )
     progress_interval_seconds: float = Field(
         default=0.5, ge=0, description="Least time between stored progress updates of an item"
     )
