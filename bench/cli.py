@@ -38,8 +38,11 @@ SECTIONS = ("capture", "api", "stream", "throughput", "intake")
 DOWNLOADS_AT_ONCE = 2
 PROCESSES_AT_ONCE = 1
 REPO = Path(__file__).resolve().parent.parent
+# The gateway's processes (PRSNL_INGEST_WORKERS), one per core; nginx gets as many.
+GATEWAY_WORKERS = 2
 # Captures are not rate limited here (the bench measures them); the parallelism is explicit.
 STACK_SETTINGS = {
+    "PRSNL_INGEST_WORKERS": str(GATEWAY_WORKERS),
     "PRSNL_INGEST_CAPTURE_RATE_LIMIT": "1000000/minute",
     "PRSNL_DOWNLOADER_CONCURRENCY": str(DOWNLOADS_AT_ONCE),
     "PRSNL_TRANSCODER_CONCURRENCY": str(PROCESSES_AT_ONCE),
@@ -408,7 +411,8 @@ def stream_report(
     gateway authorises each request, nginx sends the bytes); with ``signed``, a signed
     link through the same nginx (one cached authorisation per link, every range by nginx).
     """
-    nginx_label = f"nginx {nginx_version} (sendfile, 1 process)"
+    processes = "1 process" if GATEWAY_WORKERS == 1 else f"{GATEWAY_WORKERS} workers"
+    nginx_label = f"nginx {nginx_version} (sendfile, {processes})"
     fronted = [
         (label, short, ranges, full)
         for label, short, ranges, full in (
@@ -527,6 +531,7 @@ def print_environment(info: dict[str, str], options: Options) -> None:
     emit(
         f"mode: {mode}, sections: {', '.join(options.sections)}, captures per clip: {options.runs}"
     )
+    emit(f"gateway: {GATEWAY_WORKERS} worker processes (PRSNL_INGEST_WORKERS); nginx as many")
     emit("")
     width = max(len(key) for key in info)
     for key, value in info.items():
@@ -691,8 +696,10 @@ def _measure_stream(
     replica_url = f"http://127.0.0.1:{replica_port}"
     stack.wait_ready(base_url=replica_url)
     with (
-        running_nginx(Path(stack.media_root)) as nginx,
-        running_nginx(Path(stack.media_root), upstream=replica_url) as front,
+        running_nginx(Path(stack.media_root), workers=GATEWAY_WORKERS) as nginx,
+        running_nginx(
+            Path(stack.media_root), upstream=replica_url, workers=GATEWAY_WORKERS
+        ) as front,
         tempfile.TemporaryDirectory(prefix="prsnl-bench-wrk-") as tmp,
     ):
         nginx_url = f"{nginx.base_url}/{relative}"

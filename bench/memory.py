@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.report import MIB, format_table
+from prsnl_ingest.serving import SUPERVISOR_PID
 
 LIMIT_BYTES = 150 * 1000 * 1000  # the issue's budget per service: 150 MB
 
@@ -54,19 +55,46 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
-def resident(pid: int) -> Resident:
-    kids = descendants(pid)
+def resident(pid: int, apart: Sequence[int] = ()) -> Resident:
+    """``pid``'s memory, its descendants' summed apart, leaving out the subtrees of ``apart``."""
+    left_out = {kid for worker in apart for kid in [worker, *descendants(worker)]}
+    kids = [kid for kid in descendants(pid) if kid not in left_out]
     return Resident(rss_bytes(pid), sum(rss_bytes(kid) for kid in kids), len(kids))
 
 
+def gateway_workers(pid: int) -> list[int]:
+    """The gateway processes of a supervisor (PRSNL_INGEST_WORKERS), each a service of its own."""
+    marker = f"{SUPERVISOR_PID}={pid}".encode()
+    found = []
+    for kid in descendants(pid):
+        try:
+            environ = Path(f"/proc/{kid}/environ").read_bytes().split(b"\0")
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        if marker in environ and _spawned(kid):  # not multiprocessing's resource tracker
+            found.append(kid)
+    return found
+
+
+def _spawned(pid: int) -> bool:
+    try:
+        return b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
 def sample(processes: Mapping[str, Sequence[Any]]) -> dict[str, Resident]:
-    """The memory of every running process of a stack (``Stack.processes``), by service name."""
+    """The memory of every running process of a stack (``Stack.processes``), by service name;
+    a gateway's workers get a row each, beside their supervisor's."""
     found: dict[str, Resident] = {}
     for service, started in processes.items():
         for index, process in enumerate(started):
             if process.poll() is None:
                 name = f"{service}-{index}" if index else service  # replicas started later
-                found[name] = resident(process.pid)
+                workers = gateway_workers(process.pid)
+                found[name] = resident(process.pid, apart=workers)
+                for number, worker in enumerate(workers, 1):
+                    found[f"{name} worker {number}"] = resident(worker)
     return found
 
 

@@ -7,10 +7,22 @@ import subprocess
 import sys
 from typing import Any
 
+import pytest
+
 from bench.intake import IntakeCheck, RawWrites, capture_script, intake_report
-from bench.memory import LIMIT_BYTES, Resident, memory_report, resident, sample
+from bench.memory import (
+    LIMIT_BYTES,
+    Resident,
+    descendants,
+    memory_report,
+    resident,
+    rss_bytes,
+    sample,
+)
 from bench.throughput import Batch, throughput_report
 from bench.wrk import WrkResult
+from prsnl_ingest.serving import SUPERVISOR_PID
+from tests.support.waiting import wait_until
 
 MIB = 1024 * 1024
 
@@ -85,6 +97,24 @@ def test_sample_names_replicas_and_skips_stopped_processes() -> None:
         "transcoder": [_Running(me, alive=False)],
     }
     assert sorted(sample(processes)) == ["downloader", "downloader-1", "ingest"]
+
+
+def test_sample_gives_each_gateway_worker_a_row_and_leaves_it_out_of_the_children() -> None:
+    # A worker is spawned by multiprocessing (the tracker, also marked, is not a worker).
+    sleeper = [sys.executable, "-c", "import time; time.sleep(60)", "spawn_main"]
+    marked = {**os.environ, SUPERVISOR_PID: str(os.getpid())}
+    worker = subprocess.Popen(sleeper, env=marked)
+    other = subprocess.Popen(sleeper[:-1], env=marked)
+    try:
+        wait_until(lambda: rss_bytes(worker.pid) > 0 and rss_bytes(other.pid) > 0)
+        found = sample({"ingest": [_Running(os.getpid())]})
+        assert sorted(found) == ["ingest", "ingest worker 1"]
+        assert found["ingest worker 1"].own == pytest.approx(rss_bytes(worker.pid), rel=0.2)
+        assert found["ingest"].child_count == len(descendants(os.getpid())) - 1
+    finally:
+        for child in (worker, other):
+            child.kill()
+            child.wait()
 
 
 def test_memory_report_marks_a_service_over_the_budget() -> None:
