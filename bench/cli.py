@@ -693,6 +693,7 @@ def _measure_stream(
             "PRSNL_INGEST_ACCEL_REDIRECT_PREFIX": "/_media/",
         },
     )
+    replica = stack.processes["ingest"][-1]
     replica_url = f"http://127.0.0.1:{replica_port}"
     stack.wait_ready(base_url=replica_url)
     with (
@@ -766,6 +767,9 @@ def _measure_stream(
             )
         )
         emit("")
+    # Gone before the next rows: its relay and consumers would compete with the gateway's.
+    replica.terminate()
+    replica.wait(timeout=60)
     return out
 
 
