@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -95,11 +95,8 @@ def _tracing_middleware(tracer_provider: TracerProvider) -> Any:
 
 
 def create_app(
-    settings: IngestSettings | None = None,
-    common: CommonSettings | None = None,
-    on_stop: Callable[[], None] | None = None,
+    settings: IngestSettings | None = None, common: CommonSettings | None = None
 ) -> Litestar:
-    """The gateway's app; ``on_stop`` runs last when it stops (a worker's metrics clean-up)."""
     settings = settings or IngestSettings()
     common = common or CommonSettings()
     tracer_provider = setup_tracing(SERVICE)
@@ -169,8 +166,6 @@ def create_app(
             await hub.stop()
             await broker.stop()
             await pool.close()
-            if on_stop is not None:
-                on_stop()
 
     handlers: list[Any] = [
         CaptureController,

@@ -13,13 +13,16 @@ from __future__ import annotations
 
 import ctypes
 import os
+import re
 import shutil
 import signal
 import sys
 import tempfile
+from collections.abc import Iterable
 from typing import Any
 
-from prometheus_client import CollectorRegistry, multiprocess
+from prometheus_client import CollectorRegistry, Metric, multiprocess
+from prometheus_client.registry import Collector
 
 from prsnl_common.observability import serve_metrics, setup_logging
 from prsnl_common.settings import CommonSettings
@@ -28,6 +31,8 @@ from prsnl_ingest.settings import IngestSettings
 MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"  # prometheus_client's own variable
 SUPERVISOR_PID = "PRSNL_INGEST_SUPERVISOR_PID"
 _PR_SET_PDEATHSIG = 1  # prctl(2)
+# prometheus_client's file of one process's live gauges (modes livesum, livemax, ...).
+LIVE_GAUGE = re.compile(r"gauge_live[a-z]+_([0-9]+)\.db")
 
 
 def serve(settings: IngestSettings, common: CommonSettings, host: str, port: int) -> None:
@@ -45,9 +50,7 @@ def _serve_workers(settings: IngestSettings, host: str, port: int) -> None:
     folder = tempfile.mkdtemp(prefix="prsnl-ingest-metrics-")
     os.environ[MULTIPROC_DIR] = folder
     os.environ[SUPERVISOR_PID] = str(os.getpid())
-    registry = CollectorRegistry()
-    multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-    serve_metrics(settings.metrics_port, registry)
+    serve_metrics(settings.metrics_port, workers_registry(folder))
     os.environ["PRSNL_INGEST_METRICS_PORT"] = "0"  # the workers leave the port to us
     try:
         _uvicorn("prsnl_ingest.serving:worker_app", host, port, settings.workers)
@@ -78,7 +81,7 @@ def worker_app() -> Any:
 
     common = CommonSettings()
     setup_logging("ingest", level=common.log_level, fmt=common.log_format)
-    return create_app(IngestSettings(), common, on_stop=_forget_own_values)
+    return create_app(IngestSettings(), common)
 
 
 def _stop_with_supervisor() -> None:
@@ -90,6 +93,36 @@ def _stop_with_supervisor() -> None:
         sys.exit("the gateway's supervisor stopped before this worker started")
 
 
-def _forget_own_values() -> None:
-    """Live gauges of a stopped worker no longer count (their files stay for the counters)."""
-    multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
+class _WorkersCollector(Collector):
+    """Every worker's values added up, from the files they write; the live gauges of a
+    worker that is gone (stopped, or killed with no chance to say so) no longer count.
+    Its counters and histograms do: what it counted happened."""
+
+    def __init__(self, folder: str) -> None:
+        self.folder = folder
+        self.files = multiprocess.MultiProcessCollector(None, folder)  # type: ignore[no-untyped-call]
+
+    def collect(self) -> Iterable[Metric]:
+        live = (LIVE_GAUGE.fullmatch(name) for name in os.listdir(self.folder))
+        for pid in {int(match[1]) for match in live if match}:
+            if not _running(pid):
+                multiprocess.mark_process_dead(pid, self.folder)  # type: ignore[no-untyped-call]
+        metrics: Iterable[Metric] = self.files.collect()  # type: ignore[no-untyped-call]
+        return metrics
+
+
+def workers_registry(folder: str) -> CollectorRegistry:
+    """The registry the supervisor serves: the workers' metrics in ``folder``."""
+    registry = CollectorRegistry()
+    registry.register(_WorkersCollector(folder))
+    return registry
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
