@@ -11,6 +11,7 @@ metrics port, adding them up, so one scrape sees the whole gateway.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import re
@@ -106,7 +107,9 @@ class _WorkersCollector(Collector):
         live = (LIVE_GAUGE.fullmatch(name) for name in os.listdir(self.folder))
         for pid in {int(match[1]) for match in live if match}:
             if not _running(pid):
-                multiprocess.mark_process_dead(pid, self.folder)  # type: ignore[no-untyped-call]
+                # Two scrapes at once may both remove the same files.
+                with contextlib.suppress(FileNotFoundError):
+                    multiprocess.mark_process_dead(pid, self.folder)  # type: ignore[no-untyped-call]
         metrics: Iterable[Metric] = self.files.collect()  # type: ignore[no-untyped-call]
         return metrics
 
@@ -120,9 +123,9 @@ def workers_registry(folder: str) -> CollectorRegistry:
 
 def _running(pid: int) -> bool:
     try:
-        os.kill(pid, 0)
+        os.kill(pid, 0)  # no signal: only whether the process exists
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
+        pass  # it exists, under another user
     return True
