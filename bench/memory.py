@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 from bench.report import MIB, format_table
-from prsnl_ingest.serving import SUPERVISOR_PID
 
 LIMIT_BYTES = 150 * 1000 * 1000  # the issue's budget per service: 150 MB
 
@@ -62,30 +61,11 @@ def resident(pid: int, apart: Sequence[int] = ()) -> Resident:
     return Resident(rss_bytes(pid), sum(rss_bytes(kid) for kid in kids), len(kids))
 
 
-def gateway_workers(pid: int) -> list[int]:
-    """The gateway processes of a supervisor (PRSNL_INGEST_WORKERS), each a service of its own."""
-    marker = f"{SUPERVISOR_PID}={pid}".encode()
-    found = []
-    for kid in descendants(pid):
-        try:
-            environ = Path(f"/proc/{kid}/environ").read_bytes().split(b"\0")
-        except (FileNotFoundError, ProcessLookupError):
-            continue
-        if marker in environ and _spawned(kid):  # not multiprocessing's resource tracker
-            found.append(kid)
-    return found
-
-
-def _spawned(pid: int) -> bool:
-    try:
-        return b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-
-
 def sample(processes: Mapping[str, Sequence[Any]]) -> dict[str, Resident]:
     """The memory of every running process of a stack (``Stack.processes``), by service name;
     a gateway's workers get a row each, beside their supervisor's."""
+    from tests.support.stack import gateway_workers
+
     found: dict[str, Resident] = {}
     for service, started in processes.items():
         for index, process in enumerate(started):

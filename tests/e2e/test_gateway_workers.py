@@ -14,7 +14,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.media_server import MediaServer
-from tests.support.stack import Stack, free_port, running_stack
+from tests.support.stack import Stack, free_port, gateway_workers, running_stack
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
@@ -34,22 +34,6 @@ def workers_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 def supervisor(stack: Stack) -> int:
     return stack.processes["ingest"][0].pid
-
-
-def workers(pid: int) -> list[int]:
-    """The gateway workers among the children of ``pid`` (not multiprocessing's tracker)."""
-    try:
-        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    except FileNotFoundError:
-        return []
-    return [int(child) for child in children if b"spawn_main" in _cmdline(int(child))]
-
-
-def _cmdline(pid: int) -> bytes:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes()
-    except FileNotFoundError:
-        return b""
 
 
 def alive(pid: int) -> bool:
@@ -84,7 +68,7 @@ def test_captures_through_the_workers_are_ready_and_each_counted_once(
     workers_stack: Stack, media: MediaServer
 ) -> None:
     stack = workers_stack
-    assert len(workers(supervisor(stack))) == WORKERS
+    assert len(gateway_workers(supervisor(stack))) == WORKERS
     api = stack.client(stack.create_key("workers"))
     before = captures_counted(stack)
     ids = []
@@ -100,21 +84,26 @@ def test_captures_through_the_workers_are_ready_and_each_counted_once(
 
 def test_a_killed_worker_is_replaced_and_the_port_keeps_answering(workers_stack: Stack) -> None:
     stack = workers_stack
-    first, second = workers(supervisor(stack))
+    first, second = gateway_workers(supervisor(stack))
     os.kill(first, signal.SIGKILL)
+
+    def replaced() -> bool:
+        now = gateway_workers(supervisor(stack))
+        return first not in now and len(now) == WORKERS
+
     wait_until(
-        lambda: first not in workers(supervisor(stack)) and len(workers(supervisor(stack))) == 2,
+        replaced,
         within=60,
         what="a new worker in place of the killed one",
     )
-    assert second in workers(supervisor(stack))
+    assert second in gateway_workers(supervisor(stack))
     stack.wait_ready(timeout=60)
 
 
 def test_sigterm_stops_every_worker_and_removes_the_metrics_folder(workers_stack: Stack) -> None:
     stack = workers_stack
     pid = supervisor(stack)
-    children = workers(pid)
+    children = gateway_workers(pid)
     folder = metrics_folder(children[0])
     assert folder.is_dir()
     stack.kill("ingest", signal.SIGTERM)
@@ -126,7 +115,7 @@ def test_sigterm_stops_every_worker_and_removes_the_metrics_folder(workers_stack
 
 def test_no_worker_outlives_a_killed_supervisor(workers_stack: Stack) -> None:
     stack = workers_stack
-    children = workers(supervisor(stack))
+    children = gateway_workers(supervisor(stack))
     assert len(children) == WORKERS
     stack.kill("ingest", signal.SIGKILL)
     wait_until(
@@ -137,4 +126,4 @@ def test_no_worker_outlives_a_killed_supervisor(workers_stack: Stack) -> None:
     # The port is free again: a new gateway takes it.
     stack.start("ingest")
     stack.wait_ready(timeout=60)
-    assert len(workers(supervisor(stack))) == WORKERS
+    assert len(gateway_workers(supervisor(stack))) == WORKERS

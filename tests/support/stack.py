@@ -45,6 +45,29 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def gateway_workers(pid: int) -> list[int]:
+    """The gateway processes of a supervisor (PRSNL_INGEST_WORKERS): the children it spawned
+    and marked as its own (not multiprocessing's resource tracker, nor another service's
+    spawned children)."""
+    from prsnl_ingest.serving import SUPERVISOR_PID
+
+    marker = f"{SUPERVISOR_PID}={pid}".encode()
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except FileNotFoundError:
+        return []
+    found = []
+    for child in children:
+        try:
+            environ = Path(f"/proc/{child}/environ").read_bytes().split(b"\0")
+            command = Path(f"/proc/{child}/cmdline").read_bytes()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        if marker in environ and b"spawn_main" in command:
+            found.append(int(child))
+    return found
+
+
 @dataclass
 class Stack:
     """A running set of services plus helpers to talk to its API."""
