@@ -9,6 +9,7 @@ and nowhere else.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import uuid
 from collections.abc import AsyncIterator, Iterable
@@ -57,7 +58,6 @@ async def capture(
     """
     try:
         await check_url(url, allowlist)
-        standing = await quotas.standing(pool, store, owner_id, quota_defaults)
     except PipelineError as exc:
         metrics.CAPTURES.labels(platform="unknown", source=source, outcome=exc.code).inc()
         raise
@@ -71,25 +71,39 @@ async def capture(
         source=source,
         options=_with_defaults(options, default_max_height),
         reply_to=reply_to,
-        quota=standing.bytes_quota,
     )
-
-    async def admit(connection: quotas.Connection) -> None:
-        quotas.refuse_bytes(standing)
-        await quotas.admit_capture(connection, owner_id, standing.limits.max_captures_per_day)
-
-    try:
-        # Without a quota to hold it to, the capture is one statement, no transaction.
-        outcome = await catalog.capture(pool, new, admit if standing.checked_on_insert else None)
-    except PipelineError as exc:
-        metrics.CAPTURES.labels(platform=classified.platform, source=source, outcome=exc.code).inc()
-        raise
+    outcome = None
+    if not quota_defaults.any:  # one round trip unless the owner has a quota of its own
+        outcome = await catalog.capture_unlimited(pool, new)
+    if outcome is None:
+        outcome = await _capture_within_quota(pool, store, new, quota_defaults)
     metrics.CAPTURES.labels(
         platform=classified.platform,
         source=source,
         outcome="created" if outcome.created else "duplicate",
     ).inc()
     return outcome
+
+
+async def _capture_within_quota(
+    pool: asyncpg.Pool, store: MediaStore, new: catalog.NewCapture, defaults: quotas.Limits
+) -> CaptureOutcome:
+    """The capture under its owner's quota: refused over it, counted in the transaction
+    against a daily limit; a twin is returned even over quota."""
+    try:
+        standing = await quotas.standing(pool, store, new.owner_id, defaults)
+        new = dataclasses.replace(new, quota=standing.bytes_quota)
+
+        async def admit(connection: quotas.Connection) -> None:
+            quotas.refuse_bytes(standing)
+            limit = standing.limits.max_captures_per_day
+            await quotas.admit_capture(connection, new.owner_id, limit)
+
+        # Without a quota to hold it to, the capture is one statement, no transaction.
+        return await catalog.capture(pool, new, admit if standing.checked_on_insert else None)
+    except PipelineError as exc:
+        metrics.CAPTURES.labels(platform=new.platform, source=new.source, outcome=exc.code).inc()
+        raise
 
 
 def _with_defaults(options: CaptureOptions, default_max_height: int) -> CaptureOptions:

@@ -225,11 +225,11 @@ async def _notify(
 # The new item, its url.captured in the outbox and, on commit, the "created" notification
 # and the relay's wake-up: one statement, so one round trip and (outside a transaction)
 # its own atomic commit. A twin (either unique index) inserts nothing and returns no row.
-_INSERT_CAPTURE = """
+_CAPTURE_STATEMENT = """
 WITH item AS (
     INSERT INTO items (id, run, owner_id, url, normalized_url, platform, platform_video_id,
                        source, options, reply_to)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+    {rows}
     ON CONFLICT DO NOTHING
     RETURNING *
 ), queued AS (
@@ -241,6 +241,16 @@ SELECT item.*, pg_notify($14, json_build_object(
     'status', item.status, 'run', item.run)::text) AS notified, pg_notify($15, '') AS woke
 FROM item
 """
+_INSERT_CAPTURE = _CAPTURE_STATEMENT.format(rows="VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)")
+# The same, inserting nothing either when the owner has a quota of its own (a limit not
+# 0; NULL is the default, 0 here): the quota is then read and applied first.
+_INSERT_UNLIMITED_CAPTURE = _CAPTURE_STATEMENT.format(
+    rows="""SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10
+    WHERE NOT EXISTS (
+        SELECT FROM owner_quotas WHERE owner_id = $3
+        AND (coalesce(max_bytes, 0) > 0 OR coalesce(max_captures_per_day, 0) > 0)
+    )"""
+)
 FIRST_RUN = 1
 
 
@@ -273,6 +283,14 @@ async def capture(
     raise CatalogError(
         "capture_conflict", "The same video was saved and deleted meanwhile; send it again."
     )
+
+
+async def capture_unlimited(pool: asyncpg.Pool, new: NewCapture) -> CaptureOutcome | None:
+    """Create the item in one round trip if its owner has no quota of its own, where the
+    defaults set none; None (nothing inserted) for an owner with limits, or a twin:
+    :func:`capture` then decides, after the quota is read."""
+    item = await pool.fetchrow(_INSERT_UNLIMITED_CAPTURE, *_capture_args(new))
+    return None if item is None else CaptureOutcome(item, created=True)
 
 
 async def _insert_capture(

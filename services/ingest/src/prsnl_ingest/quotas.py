@@ -34,6 +34,11 @@ class Limits:
     max_bytes: int
     max_captures_per_day: int
 
+    @property
+    def any(self) -> bool:
+        """Whether any limit is set."""
+        return bool(self.max_bytes or self.max_captures_per_day)
+
 
 @dataclass(frozen=True)
 class Standing:
