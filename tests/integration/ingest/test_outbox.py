@@ -16,8 +16,9 @@ from prsnl_common.broker import Topology, create_broker
 from prsnl_common.db import create_pool, ensure_database, migrate
 from prsnl_common.events import ItemDeleted, UrlCaptured
 from prsnl_common.settings import CommonSettings
-from prsnl_ingest.outbox import OutboxRelay, enqueue
+from prsnl_ingest.outbox import Batch, OutboxRelay, enqueue
 from tests.support.stack import POSTGRES_URL, RABBITMQ_URL, drop_database, remove_namespace
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
 MIGRATIONS = Path(__file__).parents[3] / "services/ingest/src/prsnl_ingest/migrations"
@@ -129,3 +130,32 @@ async def test_an_unreachable_broker_never_quarantines_a_capture(
     [row] = await pool.fetch("SELECT * FROM outbox")
     assert row["attempts"] == 0 and row["quarantined_at"] is None
     assert row["last_error"]
+
+
+async def test_the_rows_that_follow_a_wake_up_share_its_batch(
+    settings: CommonSettings, pool: asyncpg.Pool, broker: RabbitBroker
+) -> None:
+    """Woken by the first commit, the relay lingers: the next nine go in the same batch."""
+    relay = OutboxRelay(pool, broker, Topology(settings), poll=60, linger=3)
+    taken: list[int] = []
+    publish_batch = relay.publish_batch
+
+    async def counted() -> Batch:
+        batch = await publish_batch()
+        taken.append(batch.taken)
+        return batch
+
+    relay.publish_batch = counted  # type: ignore[method-assign]
+    await relay.start(settings.database_url)
+    try:
+        await eventually(lambda: taken == [0], what="the relay's first, empty round")
+        for _ in range(10):  # ten captures, each committed on its own
+            await add_rows(pool, captured())
+
+        async def published() -> bool:
+            return await depth(settings) == 10
+
+        await eventually(published, what="the ten rows published")
+    finally:
+        await relay.stop()
+    assert taken == [0, 10]

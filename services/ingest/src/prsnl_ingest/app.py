@@ -128,7 +128,13 @@ def create_app(
             },
             on_lost=items.lost,
         )
-        relay = OutboxRelay(pool, broker, topology, poll=settings.outbox_poll_seconds)
+        relay = OutboxRelay(
+            pool,
+            broker,
+            topology,
+            poll=settings.outbox_poll_seconds,
+            linger=settings.outbox_linger_seconds,
+        )
         watch = ConsumerWatch(broker, SERVICE)
         try:
             await broker.connect()

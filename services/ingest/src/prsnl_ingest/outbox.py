@@ -58,7 +58,8 @@ async def enqueue(connection: asyncpg.Connection | PoolConnectionProxy, event: E
 
 
 class OutboxRelay:
-    """Publishes outbox rows until stopped; wakes on NOTIFY or every ``poll`` seconds.
+    """Publishes outbox rows until stopped; wakes on NOTIFY or every ``poll`` seconds,
+    then lingers ``linger`` seconds to take the rows that follow in the same batch.
 
     Rows of a batch are published concurrently, each with its own confirm and
     time limit; the confirmed ones are deleted in the batch's transaction, so a
@@ -76,6 +77,7 @@ class OutboxRelay:
         topology: Topology,
         *,
         poll: float = 1.0,
+        linger: float = 0.0,
         publish_timeout: float = PUBLISH_TIMEOUT,
         max_attempts: int = MAX_ATTEMPTS,
     ) -> None:
@@ -83,6 +85,7 @@ class OutboxRelay:
         self.broker = broker
         self.topology = topology
         self.poll = poll
+        self.linger = linger
         self.publish_timeout = publish_timeout
         self.max_attempts = max_attempts
         self._wake = asyncio.Event()
@@ -120,6 +123,9 @@ class OutboxRelay:
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.poll)
+            # The rows committed meanwhile come in the same batch: one transaction (and, with
+            # several replicas, one wake-up each) for many captures rather than for each.
+            await asyncio.sleep(self.linger)
 
     async def publish_batch(self) -> Batch:
         """Publish up to ``BATCH`` rows; delete the confirmed, record or quarantine the rest."""

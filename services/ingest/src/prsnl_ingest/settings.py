@@ -28,6 +28,7 @@ class IngestSettings(BaseSettings):
     )
     sse_keepalive_seconds: float = Field(default=15.0, gt=0)
     outbox_poll_seconds: float = Field(default=1.0, gt=0)
+    outbox_linger_seconds: float = Field(default=0.01, ge=0, le=1)
     stream_chunk_bytes: int = Field(default=1024 * 1024, ge=4096)
     accel_redirect_prefix: str = Field(
         default="",
