@@ -57,6 +57,17 @@ async def broker(settings: CommonSettings) -> AsyncIterator[RabbitBroker]:
     await created.stop()
 
 
+@pytest.fixture
+async def relay(
+    settings: CommonSettings, pool: asyncpg.Pool, broker: RabbitBroker
+) -> AsyncIterator[OutboxRelay]:
+    """A relay connected to the broker, with three attempts before quarantine."""
+    created = OutboxRelay(pool, RABBITMQ_URL, Topology(settings), max_attempts=3)
+    await created.connect()
+    yield created
+    await created.stop()
+
+
 def captured() -> UrlCaptured:
     url = f"https://example.org/{uuid.uuid4().hex}.mp4"
     return UrlCaptured(
@@ -84,9 +95,8 @@ async def depth(settings: CommonSettings) -> int:
 
 
 async def test_a_row_the_broker_refuses_never_publishes_the_others_twice_and_is_quarantined(
-    settings: CommonSettings, pool: asyncpg.Pool, broker: RabbitBroker
+    settings: CommonSettings, pool: asyncpg.Pool, relay: OutboxRelay
 ) -> None:
-    relay = OutboxRelay(pool, broker, Topology(settings), max_attempts=3)
     await add_rows(pool, captured(), ItemDeleted(item_id=uuid.uuid4()), captured())
     for _ in range(3):
         await relay.publish_batch()
@@ -103,9 +113,8 @@ async def test_a_row_the_broker_refuses_never_publishes_the_others_twice_and_is_
 
 
 async def test_a_row_that_is_not_an_event_is_quarantined_at_once(
-    settings: CommonSettings, pool: asyncpg.Pool, broker: RabbitBroker
+    settings: CommonSettings, pool: asyncpg.Pool, relay: OutboxRelay
 ) -> None:
-    relay = OutboxRelay(pool, broker, Topology(settings))
     await pool.execute(
         "INSERT INTO outbox (routing_key, payload) VALUES ('url.captured', $1)",
         json.dumps({"item_id": "not a uuid"}),
@@ -122,8 +131,7 @@ async def test_an_unreachable_broker_never_quarantines_a_capture(
     settings: CommonSettings, pool: asyncpg.Pool
 ) -> None:
     """However long RabbitMQ is away, a capture answered 202 waits for it."""
-    disconnected = create_broker(settings)
-    relay = OutboxRelay(pool, disconnected, Topology(settings), max_attempts=2)
+    relay = OutboxRelay(pool, RABBITMQ_URL, Topology(settings), max_attempts=2)  # not connected
     await add_rows(pool, captured())
     for _ in range(4):
         assert (await relay.publish_batch()).failed == 1
@@ -136,7 +144,7 @@ async def test_the_rows_that_follow_a_wake_up_share_its_batch(
     settings: CommonSettings, pool: asyncpg.Pool, broker: RabbitBroker
 ) -> None:
     """Woken by the first commit, the relay lingers: the next nine go in the same batch."""
-    relay = OutboxRelay(pool, broker, Topology(settings), poll=60, linger=3)
+    relay = OutboxRelay(pool, RABBITMQ_URL, Topology(settings), poll=60, linger=3)
     taken: list[int] = []
     publish_batch = relay.publish_batch
 

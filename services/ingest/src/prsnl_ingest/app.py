@@ -130,7 +130,7 @@ def create_app(
         )
         relay = OutboxRelay(
             pool,
-            broker,
+            common.rabbitmq_url,
             topology,
             poll=settings.outbox_poll_seconds,
             linger=settings.outbox_linger_seconds,

