@@ -181,6 +181,25 @@ async def check_intake(dsn: str, owner_name: str, answered: int, queue: str) -> 
     return IntakeCheck(answered, items, await asyncio.to_thread(queue_messages, queue), left)
 
 
+async def clear_warmup(dsn: str, queue: str) -> None:
+    """After the warm-up: wait for the outbox to drain, then empty the downloader's queue,
+    so that what the measured run finds there is its own."""
+    from tests.support.waiting import eventually
+
+    connection = await asyncpg.connect(dsn)
+    try:
+
+        async def drained() -> bool:
+            return not await connection.fetchval("SELECT count(*) FROM outbox")
+
+        await eventually(drained, within=120, what="the warm-up's outbox drained")
+    finally:
+        await connection.close()
+    await asyncio.to_thread(
+        subprocess.run, ["rabbitmqctl", "-q", "purge_queue", queue], check=True, timeout=60
+    )
+
+
 def queue_messages(queue: str) -> int:
     """Messages (ready and unacknowledged) in ``queue``, as RabbitMQ counts them."""
     out = subprocess.run(
