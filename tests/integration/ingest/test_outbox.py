@@ -16,7 +16,8 @@ from prsnl_common.broker import Topology, create_broker
 from prsnl_common.db import create_pool, ensure_database, migrate
 from prsnl_common.events import ItemDeleted, UrlCaptured
 from prsnl_common.settings import CommonSettings
-from prsnl_ingest.outbox import Batch, OutboxRelay, enqueue
+from prsnl_ingest.live import LiveHub
+from prsnl_ingest.outbox import CHANNEL, Batch, OutboxRelay, enqueue
 from tests.support.stack import POSTGRES_URL, RABBITMQ_URL, drop_database, remove_namespace
 from tests.support.waiting import eventually
 
@@ -154,16 +155,16 @@ async def test_the_rows_that_follow_a_wake_up_share_its_batch(
         return batch
 
     relay.publish_batch = counted  # type: ignore[method-assign]
-    await relay.start(settings.database_url)
+    hub = LiveHub({CHANNEL: relay.wake})  # the gateway's listening connection
+    await hub.start(settings.database_url)
+    await relay.start()
     try:
         await eventually(lambda: taken == [0], what="the relay's first, empty round")
         for _ in range(10):  # ten captures, each committed on its own
             await add_rows(pool, captured())
 
-        async def published() -> bool:
-            return await depth(settings) == 10
-
-        await eventually(published, what="the ten rows published")
+        await eventually(lambda: sum(taken) == 10, what="the ten rows taken")
     finally:
         await relay.stop()
-    assert taken == [0, 10]
+        await hub.stop()
+    assert taken == [0, 10] and await depth(settings) == 10

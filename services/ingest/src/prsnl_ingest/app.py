@@ -60,6 +60,7 @@ from prsnl_ingest.catalog import KEYS_CHANNEL
 from prsnl_ingest.itemcache import CHANNEL as ITEM_CHANGES_CHANNEL
 from prsnl_ingest.itemcache import ItemCache
 from prsnl_ingest.live import LiveHub
+from prsnl_ingest.outbox import CHANNEL as OUTBOX_CHANNEL
 from prsnl_ingest.outbox import OutboxRelay
 from prsnl_ingest.settings import IngestSettings
 from prsnl_ingest.signing import LinkSigner
@@ -118,6 +119,13 @@ def create_app(
         pauses = StagePauses()
         # A revoked key is forgotten by every replica at once; "" means the listening
         # connection was re-established and a revocation or a pause may have been missed.
+        relay = OutboxRelay(
+            pool,
+            common.rabbitmq_url,
+            topology,
+            poll=settings.outbox_poll_seconds,
+            linger=settings.outbox_linger_seconds,
+        )
         hub = LiveHub(
             {
                 KEYS_CHANNEL: lambda key_hash: keys.forget(key_hash) if key_hash else keys.clear(),
@@ -125,15 +133,9 @@ def create_app(
                     pauses.heard(state) if state else pauses.reload_soon(pool)
                 ),
                 ITEM_CHANGES_CHANNEL: items.changed,
+                OUTBOX_CHANNEL: relay.wake,
             },
             on_lost=items.lost,
-        )
-        relay = OutboxRelay(
-            pool,
-            common.rabbitmq_url,
-            topology,
-            poll=settings.outbox_poll_seconds,
-            linger=settings.outbox_linger_seconds,
         )
         watch = ConsumerWatch(broker, SERVICE)
         try:
@@ -143,7 +145,7 @@ def create_app(
             await watch.start()
             await hub.start(common.database_url)
             await pauses.load(pool)
-            await relay.start(common.database_url)
+            await relay.start()
             app.state.gateway = Gateway(
                 settings=settings,
                 common=common,

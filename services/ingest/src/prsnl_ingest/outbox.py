@@ -69,8 +69,9 @@ async def enqueue(connection: asyncpg.Connection | PoolConnectionProxy, event: E
 
 
 class OutboxRelay:
-    """Publishes outbox rows until stopped; wakes on NOTIFY or every ``poll`` seconds,
-    then lingers ``linger`` seconds to take the rows that follow in the same batch.
+    """Publishes outbox rows until stopped; woken by :meth:`wake` (the NOTIFY on
+    ``CHANNEL``, heard on the gateway's one listening connection) or every ``poll``
+    seconds, then lingers ``linger`` seconds to take the rows that follow in the same batch.
 
     Rows of a batch are published concurrently, each with its own confirm and
     time limit; the confirmed ones are deleted in the batch's transaction, so a
@@ -101,7 +102,6 @@ class OutboxRelay:
         self.max_attempts = max_attempts
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._listener: asyncpg.Connection | None = None
         self._connection: AbstractRobustConnection | None = None
         self._exchange: AbstractExchange | None = None
 
@@ -111,22 +111,25 @@ class OutboxRelay:
         channel = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
         self._exchange = await channel.get_exchange(self.topology.events.name, ensure=False)
 
-    async def start(self, dsn: str) -> None:
+    async def start(self) -> None:
         await self.connect()
-        self._listener = await asyncpg.connect(dsn)
-        await self._listener.add_listener(CHANNEL, lambda *_: self._wake.set())
         self._task = asyncio.create_task(self._run(), name="outbox-relay")
 
     async def stop(self) -> None:
         await cancel_and_wait(self._task)
-        for closing in (self._listener, self._connection):
-            if closing is not None:
-                with contextlib.suppress(Exception):
-                    await closing.close()
+        if self._connection is not None:
+            with contextlib.suppress(Exception):
+                await self._connection.close()
+
+    def wake(self, _payload: str = "") -> None:
+        """Rows are waiting: a NOTIFY on ``CHANNEL`` (heard on the gateway's listening
+        connection), or that connection is back and one may have been missed."""
+        self._wake.set()
 
     async def _run(self) -> None:
         backoff = 0.2
         while True:
+            self._wake.clear()  # a NOTIFY from now on is for rows this round may not see
             try:
                 batch = await self.publish_batch()
             except asyncio.CancelledError:
@@ -141,7 +144,6 @@ class OutboxRelay:
             backoff = 0.2
             if batch.taken == BATCH:
                 continue
-            self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.poll)
             # The rows committed meanwhile come in the same batch: one transaction (and, with
