@@ -3,10 +3,12 @@ with its own database and namespace and an EMPTY SSRF allow-list."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aio_pika
 import asyncpg
 import pytest
 from litestar.testing import AsyncTestClient
@@ -17,6 +19,7 @@ from prsnl_ingest.app import create_app
 from prsnl_ingest.catalog import create_owner_key
 from prsnl_ingest.settings import IngestSettings
 from tests.support.stack import POSTGRES_URL, RABBITMQ_URL, drop_database, remove_namespace
+from tests.support.waiting import eventually
 
 
 @pytest.fixture(scope="session")
@@ -58,3 +61,27 @@ async def pool(client: AsyncTestClient, gateway_env: CommonSettings) -> AsyncIte
 async def owner(pool: asyncpg.Pool) -> tuple[uuid.UUID, dict[str, str]]:
     owner_id, key = await create_owner_key(pool, f"owner-{uuid.uuid4().hex[:8]}")
     return owner_id, {"Authorization": f"Bearer {key}"}
+
+
+async def published(
+    settings: CommonSettings, service: str, routing_key: str, item_id: str
+) -> aio_pika.abc.AbstractIncomingMessage:
+    """The message about ``item_id`` that reached ``service``'s queue of ``routing_key``,
+    waited for (the relay publishes after the answer). The queue keeps every message:
+    those taken to look are given back when the channel closes."""
+    found: list[aio_pika.abc.AbstractIncomingMessage] = []
+    connection = await aio_pika.connect(settings.rabbitmq_url)
+    async with connection:
+
+        async def look() -> bool:
+            async with connection.channel() as channel:
+                name = f"{settings.namespace}.{service}.{routing_key.replace('.', '-')}"
+                queue = await channel.declare_queue(name, passive=True)
+                while (message := await queue.get(fail=False)) is not None:
+                    if json.loads(message.body).get("item_id") == item_id:
+                        found.append(message)
+                        return True
+            return False
+
+        await eventually(look, what=f"{routing_key} of {item_id} published")
+    return found[0]

@@ -12,7 +12,7 @@ from litestar.testing import AsyncTestClient
 
 from prsnl_common.events import UrlCaptured
 from prsnl_common.settings import CommonSettings
-from tests.support.waiting import eventually as wait_until
+from tests.integration.ingest.conftest import published
 
 pytestmark = pytest.mark.integration
 
@@ -108,20 +108,8 @@ async def test_accepted_capture_is_published_through_the_outbox(
     assert item["status"] == "pending" and item["platform"] == "direct"
     assert item["options"] == {"max_height": 720, "audio_only": False}
 
-    async def outbox_empty() -> bool:
-        return await pool.fetchval("SELECT count(*) FROM outbox") == 0
-
-    await wait_until(outbox_empty)
-    connection = await aio_pika.connect(gateway_env.rabbitmq_url)
-    async with connection:
-        channel = await connection.channel()
-        queue = await channel.declare_queue(
-            f"{gateway_env.namespace}.downloader.url-captured", passive=True
-        )
-        message = await queue.get(timeout=5)
-        assert message is not None
-        await message.ack()
-        event = UrlCaptured.model_validate_json(message.body)
+    message = await published(gateway_env, "downloader", "url.captured", item["id"])
+    event = UrlCaptured.model_validate_json(message.body)
     assert str(event.item_id) == item["id"]
     assert event.owner_id == owner_id
     assert event.normalized_url == "http://93.184.215.14/clips/cat.mp4"

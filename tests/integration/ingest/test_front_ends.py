@@ -3,6 +3,7 @@ answer, and the owner's items in the storage answer."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -17,6 +18,7 @@ from prsnl_common.store import LocalMediaStore
 from prsnl_ingest.capture import Upload, capture_upload
 from prsnl_ingest.catalog import create_owner_key
 from prsnl_ingest.quotas import Limits, set_limits
+from tests.integration.ingest.conftest import published
 from tests.support.clips import make_clip
 
 pytestmark = pytest.mark.integration
@@ -26,6 +28,7 @@ async def test_a_telegram_capture_records_its_source_and_reply_to(
     client: AsyncTestClient,  # type: ignore[type-arg]
     pool: asyncpg.Pool,
     owner: tuple[uuid.UUID, dict[str, str]],
+    gateway_env: CommonSettings,
 ) -> None:
     body = {
         "url": "http://93.184.215.14/clips/front-end-1.mp4",
@@ -40,9 +43,8 @@ async def test_a_telegram_capture_records_its_source_and_reply_to(
     assert row is not None
     assert row["source"] == "telegram"
     assert row["reply_to"] == {"chat_id": -100123, "message_id": 42}
-    payload = await pool.fetchval(
-        "SELECT payload FROM outbox WHERE payload->>'item_id' = $1", str(item_id)
-    )
+    message = await published(gateway_env, "downloader", "url.captured", str(item_id))
+    payload = json.loads(message.body)
     assert payload["source"] == "telegram"
     assert payload["reply_to"] == {"chat_id": -100123, "message_id": 42}
 
@@ -113,12 +115,9 @@ async def test_an_upload_is_stored_and_announced_as_downloaded_in_one_go(
     assert item["source"] == "api" and item["title"] == "holiday.mp4"
     key = f"items/{item['id']}/original.mp4"
     assert (gateway_env.media_root / key).read_bytes() == clip
-    event = await pool.fetchval(
-        "SELECT payload FROM outbox WHERE routing_key = 'video.downloaded' "
-        "AND payload->>'item_id' = $1",
-        item["id"],
-    )
-    assert event is not None and event["original_key"] == key and event["size"] == len(clip)
+    message = await published(gateway_env, "transcoder", "video.downloaded", item["id"])
+    event = json.loads(message.body)
+    assert event["original_key"] == key and event["size"] == len(clip)
 
     again = await client.post("/api/v1/uploads", content=clip, headers=headers)
     assert again.status_code == 200 and again.json()["id"] == item["id"]
