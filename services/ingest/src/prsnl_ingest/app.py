@@ -117,8 +117,6 @@ def create_app(
         keys = KeyCache(settings.key_cache_seconds)
         items = ItemCache(settings.item_cache_size)
         pauses = StagePauses()
-        # A revoked key is forgotten by every replica at once; "" means the listening
-        # connection was re-established and a revocation or a pause may have been missed.
         relay = OutboxRelay(
             pool,
             common.rabbitmq_url,
@@ -126,6 +124,9 @@ def create_app(
             poll=settings.outbox_poll_seconds,
             linger=settings.outbox_linger_seconds,
         )
+        # A revoked key is forgotten by every replica at once; "" means the listening
+        # connection was re-established and a revocation, a pause or an outbox row may
+        # have been missed.
         hub = LiveHub(
             {
                 KEYS_CHANNEL: lambda key_hash: keys.forget(key_hash) if key_hash else keys.clear(),
