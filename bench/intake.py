@@ -148,6 +148,16 @@ async def _one_capture(pool: asyncpg.Pool, owner_id: uuid.UUID, url: str) -> Non
         )
 
 
+async def outbox_drained(connection: asyncpg.Connection, what: str) -> None:
+    """Return once the relay has published every outbox row; AssertionError after 2 minutes."""
+    from tests.support.waiting import eventually
+
+    async def drained() -> bool:
+        return not await connection.fetchval("SELECT count(*) FROM outbox")
+
+    await eventually(drained, within=120, what=what)
+
+
 async def check_intake(dsn: str, owner_name: str, answered: int, queue: str) -> IntakeCheck:
     """Wait (up to 2 minutes) for the outbox to drain and the queue to hold every item, then count.
 
@@ -157,12 +167,8 @@ async def check_intake(dsn: str, owner_name: str, answered: int, queue: str) -> 
 
     connection = await asyncpg.connect(dsn)
     try:
-
-        async def drained() -> bool:
-            return not await connection.fetchval("SELECT count(*) FROM outbox")
-
         with contextlib.suppress(AssertionError):
-            await eventually(drained, within=120, what="the outbox drained")
+            await outbox_drained(connection, "the outbox drained")
         left = int(await connection.fetchval("SELECT count(*) FROM outbox"))
         items = int(
             await connection.fetchval(
@@ -184,15 +190,9 @@ async def check_intake(dsn: str, owner_name: str, answered: int, queue: str) -> 
 async def clear_warmup(dsn: str, queue: str) -> None:
     """After the warm-up: wait for the outbox to drain, then empty the downloader's queue,
     so that what the measured run finds there is its own."""
-    from tests.support.waiting import eventually
-
     connection = await asyncpg.connect(dsn)
     try:
-
-        async def drained() -> bool:
-            return not await connection.fetchval("SELECT count(*) FROM outbox")
-
-        await eventually(drained, within=120, what="the warm-up's outbox drained")
+        await outbox_drained(connection, "the warm-up's outbox drained")
     finally:
         await connection.close()
     await asyncio.to_thread(
