@@ -3,6 +3,7 @@ downloader's queue through the outbox."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import aio_pika
@@ -154,3 +155,23 @@ async def test_refusals_have_their_own_code_never_a_500(
 ) -> None:
     response = await client.request(method, path, headers=owner[1])
     assert (response.status_code, response.json()["code"]) == (status, code), response.text
+
+
+async def test_racing_spellings_of_one_video_make_one_item_through_the_api(
+    client: AsyncTestClient,  # type: ignore[type-arg]
+    pool: asyncpg.Pool,
+    owner: tuple[uuid.UUID, dict[str, str]],
+) -> None:
+    """The one-statement capture and its fallback settle a race of twins as one item."""
+    owner_id, headers = owner
+    # A public address literal needs no DNS; the tracking parameter is not part of the video.
+    spellings = [f"http://93.184.215.14/clips/race.mp4?utm_source={s}" for s in ("a", "b")]
+    answers = await asyncio.gather(
+        *(
+            client.post("/api/v1/captures", json={"url": spellings[i % 2]}, headers=headers)
+            for i in range(12)
+        )
+    )
+    assert sorted(a.status_code for a in answers) == [200] * 11 + [202]
+    assert len({a.json()["id"] for a in answers}) == 1
+    assert await pool.fetchval("SELECT count(*) FROM items WHERE owner_id = $1", owner_id) == 1
