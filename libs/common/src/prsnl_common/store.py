@@ -15,16 +15,16 @@ local disk, since ffmpeg and yt-dlp work on files.
 from __future__ import annotations
 
 import asyncio
-import errno
 import os
 import shutil
-import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from stat import S_ISREG as stat_is_file
 from typing import TYPE_CHECKING, Protocol
+
+from prsnl_common.pagecache import map_file, memory_chunk
 
 if TYPE_CHECKING:
     from prsnl_common.settings import CommonSettings
@@ -85,48 +85,12 @@ class MediaStore(Protocol):
 
     def read_range(
         self, key: str, start: int, length: int, chunk_size: int
-    ) -> AsyncIterator[bytes]: ...
+    ) -> AsyncIterator[bytes | memoryview]: ...
     def presigned_url(self, key: str, seconds: int, method: str = "GET") -> str | None:
         """A GET (or HEAD) link the store serves itself, without us, or None if it cannot."""
         ...
 
     def describe(self) -> str: ...
-
-
-def cached_read(descriptor: int, size: int, position: int) -> bytes | None:
-    """What of ``size`` bytes at ``position`` the page cache holds, read at once; None when
-    the disk would have to be waited for (read those in a worker thread instead).
-
-    ``RWF_NOWAIT`` makes the read refuse to block, so a read from memory (~60 us per MiB)
-    skips the thread hop (~160 us of CPU). The bytes land in this thread's scratch buffer
-    (a fresh one per read cost page faults) and are copied out. A file system without
-    ``RWF_NOWAIT`` always takes the thread.
-    """
-    if not _NOWAIT_READS:
-        return None
-    scratch = _scratch(size)
-    try:
-        got = os.preadv(descriptor, [memoryview(scratch)[:size]], position, os.RWF_NOWAIT)
-    except BlockingIOError:
-        return None
-    except OSError as exc:
-        if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL):
-            raise
-        _NOWAIT_READS.clear()  # this file system cannot: the threads from now on
-        return None
-    return bytes(memoryview(scratch)[:got])
-
-
-def _scratch(size: int) -> bytearray:
-    buffer: bytearray | None = getattr(_SCRATCH, "buffer", None)
-    if buffer is None or len(buffer) < size:
-        buffer = _SCRATCH.buffer = bytearray(size)
-    return buffer
-
-
-# Emptied the first time the file system refuses RWF_NOWAIT.
-_NOWAIT_READS = {True} if hasattr(os, "RWF_NOWAIT") else set()
-_SCRATCH = threading.local()
 
 
 def open_store(settings: CommonSettings) -> MediaStore:
@@ -193,15 +157,17 @@ class LocalMediaStore(ScratchSpace):
 
     async def read_range(
         self, key: str, start: int, length: int, chunk_size: int
-    ) -> AsyncIterator[bytes]:
-        """``length`` bytes of ``key`` from ``start`` in chunks (the open, like a stat, is
-        microseconds on a local disk: no thread)."""
+    ) -> AsyncIterator[bytes | memoryview]:
+        """``length`` bytes of ``key`` from ``start`` in chunks: those in memory from the
+        event loop (views of the mapped file where the kernel can tell), the others read
+        in a worker thread (the open, like a stat, is microseconds on a local disk)."""
         descriptor = os.open(self.path(key), os.O_RDONLY)
         try:
+            mapped = map_file(descriptor)
             position, end = start, start + length
             while position < end:
                 size = min(chunk_size, end - position)
-                chunk = cached_read(descriptor, size, position)
+                chunk = memory_chunk(descriptor, mapped, position, size)
                 if chunk is None:
                     chunk = await asyncio.to_thread(os.pread, descriptor, size, position)
                 if not chunk:

@@ -10,8 +10,14 @@ from __future__ import annotations
 
 import email.utils
 import re
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
+from typing import Any, cast
+
+from litestar.response import Stream
+from litestar.response.base import ASGIResponse
+from litestar.response.streaming import ASGIStreamingResponse
+from litestar.types import HTTPResponseBodyEvent, Send
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
@@ -98,3 +104,27 @@ def not_modified(headers: Mapping[str, str], validators: FileValidators) -> bool
             return False
         return int(validators.mtime) <= int(parsed.timestamp())
     return False
+
+
+class FileStream(Stream):
+    """Litestar's :class:`Stream` for a file's chunks of any bytes-like type: a view of a
+    mapped file goes to the server as it is (Litestar's own ``Stream`` would call
+    ``.encode`` on every chunk that is not ``bytes``)."""
+
+    def __init__(self, chunks: AsyncIterator[bytes | memoryview], **options: Any) -> None:
+        super().__init__(cast(AsyncIterator[bytes], chunks), **options)
+
+    def to_asgi_response(self, *args: Any, **kwargs: Any) -> ASGIResponse:
+        response = super().to_asgi_response(*args, **kwargs)
+        response.__class__ = _ViewsStreaming  # the same fields; only _stream differs
+        return response
+
+
+class _ViewsStreaming(ASGIStreamingResponse):
+    __slots__ = ()
+
+    async def _stream(self, send: Send) -> None:
+        async for chunk in self.iterator:
+            body = {"type": "http.response.body", "body": chunk, "more_body": True}
+            await send(cast(HTTPResponseBodyEvent, body))
+        await send({"type": "http.response.body", "body": b"", "more_body": False})

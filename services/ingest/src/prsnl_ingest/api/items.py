@@ -17,7 +17,7 @@ from litestar import Controller, Request, Response, delete, get, post, route
 from litestar.datastructures import State
 from litestar.enums import HttpMethod
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
-from litestar.response import ServerSentEvent, ServerSentEventMessage, Stream
+from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from prsnl_common.events import Platform
 from prsnl_ingest import catalog, quotas
@@ -37,6 +37,7 @@ from prsnl_ingest.metrics import MEDIA_AUTHORIZATIONS
 from prsnl_ingest.quotas import quota_defaults
 from prsnl_ingest.signing import LinkGrant, LinkRefused, MediaLinks
 from prsnl_ingest.streaming import (
+    FileStream,
     FileValidators,
     RangeNotSatisfiable,
     if_range_allows,
@@ -421,7 +422,7 @@ def _stream(
         headers["Content-Range"] = f"bytes {start}-{end}/{size}"
     if request.method == HttpMethod.HEAD:
         return Response(b"", status_code=status, headers=headers, media_type=media_type)
-    return Stream(
+    return FileStream(
         gateway.store.read_range(key, start, length, gateway.settings.stream_chunk_bytes),
         status_code=status,
         headers=headers,
