@@ -36,8 +36,11 @@ def memory_chunk(
 
 
 def map_file(descriptor: int) -> memoryview | None:
-    """The whole file mapped read-only; None for an empty file, or where it cannot be mapped.
+    """The whole file mapped read-only; None for an empty file, where it cannot be mapped,
+    or where the kernel cannot say what is in memory (the views would never be used).
     It is unmapped when the last view of it is gone."""
+    if not _CACHESTAT:
+        return None
     try:
         return memoryview(mmap.mmap(descriptor, 0, access=mmap.ACCESS_READ))
     except (OSError, ValueError):
