@@ -7,6 +7,7 @@ import json
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import aio_pika
 import asyncpg
@@ -61,6 +62,19 @@ async def pool(client: AsyncTestClient, gateway_env: CommonSettings) -> AsyncIte
 async def owner(pool: asyncpg.Pool) -> tuple[uuid.UUID, dict[str, str]]:
     owner_id, key = await create_owner_key(pool, f"owner-{uuid.uuid4().hex[:8]}")
     return owner_id, {"Authorization": f"Bearer {key}"}
+
+
+async def queued_events(settings: CommonSettings, service: str, routing_key: str) -> list[Any]:
+    """The payloads of the messages now in ``service``'s queue of ``routing_key`` (given
+    back when the channel closes, as :func:`published` does)."""
+    connection = await aio_pika.connect(settings.rabbitmq_url)
+    async with connection, connection.channel() as channel:
+        name = f"{settings.namespace}.{service}.{routing_key.replace('.', '-')}"
+        queue = await channel.declare_queue(name, passive=True)
+        payloads = []
+        while (message := await queue.get(fail=False)) is not None:
+            payloads.append(json.loads(message.body))
+        return payloads
 
 
 async def published(

@@ -106,19 +106,15 @@ async def test_the_one_statement_capture_leaves_an_owner_with_limits_to_the_quot
     pool: asyncpg.Pool, owner: tuple[uuid.UUID, dict[str, str]]
 ) -> None:
     owner_id, _ = owner
+    writer = catalog.CaptureWriter(pool)
 
     async def stored() -> int:
         return int(await pool.fetchval("SELECT count(*) FROM items WHERE owner_id = $1", owner_id))
 
-    first = await catalog.capture_unlimited(
-        pool, new_capture(owner_id, "https://youtu.be/q1q1q1q1q1q")
-    )
+    first = await writer.capture(new_capture(owner_id, "https://youtu.be/q1q1q1q1q1q"))
     assert first is not None and first.created and await stored() == 1
     # A twin inserts nothing either: the caller's quota path returns it.
-    assert (
-        await catalog.capture_unlimited(pool, new_capture(owner_id, "https://youtu.be/q1q1q1q1q1q"))
-        is None
-    )
+    assert await writer.capture(new_capture(owner_id, "https://youtu.be/q1q1q1q1q1q")) is None
     for max_bytes, max_captures in ((None, 5), (1000, None), (1000, 0)):
         await pool.execute(
             "INSERT INTO owner_quotas (owner_id, max_bytes, max_captures_per_day) "
@@ -129,16 +125,14 @@ async def test_the_one_statement_capture_leaves_an_owner_with_limits_to_the_quot
             max_captures,
         )
         refused = new_capture(owner_id, "https://youtu.be/q2q2q2q2q2q")
-        assert await catalog.capture_unlimited(pool, refused) is None
+        assert await writer.capture(refused) is None
         assert await stored() == 1
     # Limits of 0 and NULL (the defaults, none here) are no quota of its own.
     await pool.execute(
         "UPDATE owner_quotas SET max_bytes = 0, max_captures_per_day = NULL WHERE owner_id = $1",
         owner_id,
     )
-    second = await catalog.capture_unlimited(
-        pool, new_capture(owner_id, "https://youtu.be/q2q2q2q2q2q")
-    )
+    second = await writer.capture(new_capture(owner_id, "https://youtu.be/q2q2q2q2q2q"))
     assert second is not None and await stored() == 2
 
 

@@ -114,6 +114,7 @@ def create_app(
         broker = create_broker(common, middlewares=broker_middlewares(SERVICE))
         topology = Topology(common)
         subscribe_catalog(broker, topology, pool, settings.progress_interval_seconds)
+        captures = catalog.CaptureWriter(pool)
         keys = KeyCache(settings.key_cache_seconds)
         items = ItemCache(settings.item_cache_size)
         pauses = StagePauses()
@@ -151,6 +152,7 @@ def create_app(
                 settings=settings,
                 common=common,
                 pool=pool,
+                captures=captures,
                 store=open_store(common),
                 hub=hub,
                 broker=broker,
@@ -174,6 +176,7 @@ def create_app(
             await relay.stop()
             await hub.stop()
             await broker.stop()
+            await captures.close()
             await pool.close()
 
     handlers: list[Any] = [

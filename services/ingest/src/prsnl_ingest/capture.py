@@ -39,6 +39,7 @@ VIDEO_EXTENSIONS = {
 async def capture(
     pool: asyncpg.Pool,
     *,
+    writer: catalog.CaptureWriter,
     store: MediaStore,
     quota_defaults: quotas.Limits,
     allowlist: Iterable[AllowRule],
@@ -73,8 +74,8 @@ async def capture(
         reply_to=reply_to,
     )
     outcome = None
-    if not quota_defaults.any:  # one round trip unless the owner has a quota of its own
-        outcome = await catalog.capture_unlimited(pool, new)
+    if not quota_defaults.any:  # one statement, shared, unless the owner has a quota of its own
+        outcome = await writer.capture(new)
     if outcome is None:
         outcome = await _capture_within_quota(pool, store, new, quota_defaults)
     metrics.CAPTURES.labels(

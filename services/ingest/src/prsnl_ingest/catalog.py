@@ -9,18 +9,22 @@ the effects, in one transaction per event. Changes are announced on the
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextvars
 import datetime as dt
 import hashlib
 import json
 import secrets
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
+from opentelemetry import trace
 
 from prsnl_common.errors import PipelineError
 from prsnl_common.events import (
@@ -40,7 +44,7 @@ from prsnl_common.events import (
     new_event_id,
 )
 from prsnl_common.store import item_prefix
-from prsnl_ingest import lifecycle
+from prsnl_ingest import lifecycle, metrics
 from prsnl_ingest.lifecycle import outputs_of
 from prsnl_ingest.outbox import CHANNEL as OUTBOX_CHANNEL
 from prsnl_ingest.outbox import enqueue, outbox_row
@@ -49,6 +53,7 @@ ITEMS_CHANNEL = "prsnl_items"
 KEYS_CHANNEL = "prsnl_keys"  # payload: the hex hash of a revoked key
 UPLOAD_PREFIX = "upload:"  # the url of an uploaded file's item: upload:sha256:<digest>
 KEY_ID_LENGTH = 12  # hex digits of the key's hash that name it in list-keys / revoke-key
+tracer = trace.get_tracer(__name__)
 STATUSES = ("pending", "downloading", "downloaded", "processing", "ready", "failed")
 
 
@@ -222,35 +227,45 @@ async def _notify(
     await connection.execute("SELECT pg_notify($1, $2)", ITEMS_CHANNEL, payload)
 
 
-# The new item, its url.captured in the outbox and, on commit, the "created" notification
-# and the relay's wake-up: one statement, so one round trip and (outside a transaction)
-# its own atomic commit. A twin (either unique index) inserts nothing and returns no row.
+# New items, their url.captured in the outbox and, on commit, their "created" notifications
+# and the relay's wake-up: one statement for any number of captures (one column array per
+# parameter), so one round trip and (outside a transaction) one atomic commit for all. A
+# twin (either unique index, also of a row before it in the same statement) inserts
+# nothing and returns no row; so does, unless $16 says its quota was read and applied, a
+# capture of an owner with a quota of its own (a limit not 0; NULL is the default, 0 here).
 _CAPTURE_STATEMENT = """
-WITH item AS (
+WITH capture AS (
+    SELECT * FROM unnest($1::uuid[], $2::int[], $3::uuid[], $4::text[], $5::text[],
+                         $6::text[], $7::text[], $8::text[], $9::jsonb[], $10::jsonb[],
+                         $11::text[], $12::jsonb[], $13::jsonb[])
+        WITH ORDINALITY AS c(id, run, owner_id, url, normalized_url, platform,
+                             platform_video_id, source, options, reply_to,
+                             routing_key, payload, headers, n)
+), item AS (
     INSERT INTO items (id, run, owner_id, url, normalized_url, platform, platform_video_id,
                        source, options, reply_to)
-    {rows}
+    SELECT id, run, owner_id, url, normalized_url, platform, platform_video_id, source,
+           options, reply_to
+    FROM capture c
+    WHERE $16 OR NOT EXISTS (
+        SELECT FROM owner_quotas q WHERE q.owner_id = c.owner_id
+        AND (coalesce(q.max_bytes, 0) > 0 OR coalesce(q.max_captures_per_day, 0) > 0)
+    )
+    -- One order for every statement (a platform video's normalized URL is made from its
+    -- id): two statements racing over the same links wait for each other, never deadlock.
+    ORDER BY owner_id, normalized_url, n
     ON CONFLICT DO NOTHING
     RETURNING *
 ), queued AS (
     INSERT INTO outbox (routing_key, payload, headers)
-    SELECT $11::text, $12::jsonb, $13::jsonb FROM item
+    SELECT c.routing_key, c.payload, c.headers FROM item JOIN capture c ON c.id = item.id
+    ORDER BY c.n
 )
 SELECT item.*, pg_notify($14, json_build_object(
     'item_id', item.id, 'owner_id', item.owner_id, 'kind', 'created',
     'status', item.status, 'run', item.run)::text) AS notified, pg_notify($15, '') AS woke
 FROM item
 """
-_INSERT_CAPTURE = _CAPTURE_STATEMENT.format(rows="VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)")
-# The same, inserting nothing either when the owner has a quota of its own (a limit not
-# 0; NULL is the default, 0 here): the quota is then read and applied first.
-_INSERT_UNLIMITED_CAPTURE = _CAPTURE_STATEMENT.format(
-    rows="""SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10
-    WHERE NOT EXISTS (
-        SELECT FROM owner_quotas WHERE owner_id = $3
-        AND (coalesce(max_bytes, 0) > 0 OR coalesce(max_captures_per_day, 0) > 0)
-    )"""
-)
 FIRST_RUN = 1
 
 
@@ -285,32 +300,115 @@ async def capture(
     )
 
 
-async def capture_unlimited(pool: asyncpg.Pool, new: NewCapture) -> CaptureOutcome | None:
-    """Create the item in one round trip if its owner has no quota of its own, where the
-    defaults set none; None (nothing inserted) for an owner with limits, or a twin:
-    :func:`capture` then decides, after the quota is read."""
-    item = await pool.fetchrow(_INSERT_UNLIMITED_CAPTURE, *_capture_args(new))
-    return None if item is None else CaptureOutcome(item, created=True)
+CAPTURE_BATCH = 100  # captures one statement of the CaptureWriter writes at most
+
+
+@dataclass(frozen=True)
+class _Waiting:
+    """A capture handed to the :class:`CaptureWriter`: its parameters, its caller's span,
+    and the future of its item row (None: nothing inserted)."""
+
+    args: tuple[Any, ...]
+    span: trace.SpanContext
+    item: asyncio.Future[asyncpg.Record | None]
+
+
+class CaptureWriter:
+    """Captures of owners without a quota of their own, written together (group commit).
+
+    A capture that comes while the writer's statement is out waits for the next one,
+    with every other that came meanwhile (at most ``most``): under load one statement,
+    one commit and one relay wake-up serve many captures; alone, a capture is written
+    at once. Each capture's rows are made in its caller's context (its trace goes into
+    the outbox); the statement is traced as ``capture batch``, a child of the first
+    capture's span, linked to the others'. A statement that fails is tried again for
+    each capture alone, so each gets its own outcome: its twin, or its own error.
+    """
+
+    def __init__(self, pool: asyncpg.Pool, most: int = CAPTURE_BATCH) -> None:
+        self.pool = pool
+        self.most = most
+        self._waiting: list[_Waiting] = []
+        self._writing: asyncio.Task[None] | None = None
+
+    async def capture(self, new: NewCapture) -> CaptureOutcome | None:
+        """The created item, or None (nothing inserted) for a twin or an owner with limits
+        of its own: :func:`capture` then decides, after the quota is read."""
+        loop = asyncio.get_running_loop()
+        span = trace.get_current_span().get_span_context()
+        waiting = _Waiting(_capture_args(new), span, loop.create_future())
+        self._waiting.append(waiting)
+        if self._writing is None:  # a task of no request's context: it serves them all
+            self._writing = loop.create_task(self._write_waiting(), context=contextvars.Context())
+        item = await waiting.item
+        return None if item is None else CaptureOutcome(item, created=True)
+
+    async def close(self) -> None:
+        """Return once the captures handed over are written."""
+        if self._writing is not None:
+            await asyncio.shield(self._writing)
+
+    async def _write_waiting(self) -> None:
+        try:
+            while self._waiting:
+                batch, self._waiting = self._waiting[: self.most], self._waiting[self.most :]
+                batch = [waiting for waiting in batch if not waiting.item.done()]  # callers gone
+                try:
+                    if batch:
+                        await self._write(batch)
+                finally:  # cancelled meanwhile: no caller waits for ever
+                    for waiting in batch:
+                        waiting.item.cancel()
+        finally:
+            self._writing = None
+
+    async def _write(self, batch: list[_Waiting]) -> None:
+        params = _capture_params([waiting.args for waiting in batch], quota_applied=False)
+        try:
+            with _batch_span(batch):
+                rows = await self.pool.fetch(_CAPTURE_STATEMENT, *params)
+        except Exception as exc:
+            if len(batch) > 1:
+                for waiting in batch:
+                    await self._write([waiting])
+            elif not batch[0].item.done():
+                batch[0].item.set_exception(exc)
+            return
+        metrics.CAPTURE_BATCH_ROWS.observe(len(batch))
+        created = {row["id"]: row for row in rows}
+        for waiting in batch:
+            if not waiting.item.done():
+                waiting.item.set_result(created.get(waiting.args[0]))
+
+
+def _batch_span(batch: list[_Waiting]) -> AbstractContextManager[trace.Span]:
+    first, *others = (waiting.span for waiting in batch)
+    return tracer.start_as_current_span(
+        "capture batch",
+        context=trace.set_span_in_context(trace.NonRecordingSpan(first)),
+        links=[trace.Link(span) for span in others if span.is_valid],
+        attributes={"prsnl.captures": len(batch)},
+    )
 
 
 async def _insert_capture(
     pool: asyncpg.Pool, new: NewCapture, admit: Admit | None
 ) -> asyncpg.Record:
-    args = _capture_args(new)
+    args = _capture_params([_capture_args(new)], quota_applied=True)
     if admit is None:
-        item = await pool.fetchrow(_INSERT_CAPTURE, *args)
+        item = await pool.fetchrow(_CAPTURE_STATEMENT, *args)
     else:
         async with pool.acquire() as connection, connection.transaction():
             await admit(connection)
-            item = await connection.fetchrow(_INSERT_CAPTURE, *args)
+            item = await connection.fetchrow(_CAPTURE_STATEMENT, *args)
     if item is None:
         raise _Twin
     return item
 
 
 def _capture_args(new: NewCapture) -> tuple[Any, ...]:
-    """The item's columns (in ``_INSERT_CAPTURE``'s order) and, made from the same row by
-    :func:`url_captured`, its outbox row."""
+    """The item's columns (in ``_CAPTURE_STATEMENT``'s order) and, made from the same row
+    by :func:`url_captured`, its outbox row; in the caller's trace context."""
     row = {
         "id": new_event_id(),
         "run": FIRST_RUN,
@@ -323,12 +421,12 @@ def _capture_args(new: NewCapture) -> tuple[Any, ...]:
         "options": new.options.model_dump(mode="json"),
         "reply_to": new.reply_to.model_dump(mode="json") if new.reply_to else None,
     }
-    return (
-        *row.values(),
-        *outbox_row(url_captured(row, new.quota)),
-        ITEMS_CHANNEL,
-        OUTBOX_CHANNEL,
-    )
+    return (*row.values(), *outbox_row(url_captured(row, new.quota)))
+
+
+def _capture_params(captures: Sequence[tuple[Any, ...]], *, quota_applied: bool) -> tuple[Any, ...]:
+    """``_CAPTURE_STATEMENT``'s parameters for ``captures`` (each from :func:`_capture_args`)."""
+    return (*zip(*captures, strict=True), ITEMS_CHANNEL, OUTBOX_CHANNEL, quota_applied)
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """The gateway's own Prometheus metrics (HTTP metrics come from Litestar's middleware)."""
 
-from prometheus_client import Counter
+from prometheus_client import Counter, Histogram
 
 CAPTURES = Counter(
     "prsnl_captures_total",
@@ -15,4 +15,9 @@ MEDIA_AUTHORIZATIONS = Counter(
     "prsnl_media_authorizations_total",
     "Signed media links nginx asked the gateway about (auth_request), by outcome",
     ["outcome"],
+)
+CAPTURE_BATCH_ROWS = Histogram(
+    "prsnl_capture_batch_rows",
+    "Captures written together by one statement of the capture writer (group commit)",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 100),
 )

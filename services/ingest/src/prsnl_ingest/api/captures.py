@@ -64,6 +64,7 @@ class CaptureController(Controller):
 async def _capture(gateway: Gateway, owner_id: uuid.UUID, data: CaptureRequest) -> CaptureOutcome:
     return await capture(
         gateway.pool,
+        writer=gateway.captures,
         store=gateway.store,
         quota_defaults=quota_defaults(gateway.settings),
         allowlist=gateway.common.allow_rules,

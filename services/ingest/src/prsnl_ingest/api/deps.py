@@ -24,7 +24,13 @@ from prsnl_common.liveness import ConsumerWatch
 from prsnl_common.settings import CommonSettings
 from prsnl_common.store import MediaStore
 from prsnl_ingest.api.problems import ApiError
-from prsnl_ingest.catalog import KEY_ID_LENGTH, hash_key, owner_for_key, owner_for_key_id
+from prsnl_ingest.catalog import (
+    KEY_ID_LENGTH,
+    CaptureWriter,
+    hash_key,
+    owner_for_key,
+    owner_for_key_id,
+)
 from prsnl_ingest.itemcache import ItemCache
 from prsnl_ingest.live import LiveHub
 from prsnl_ingest.settings import IngestSettings
@@ -104,6 +110,7 @@ class Gateway:
     settings: IngestSettings
     common: CommonSettings
     pool: asyncpg.Pool
+    captures: CaptureWriter
     store: MediaStore
     hub: LiveHub
     broker: RabbitBroker
