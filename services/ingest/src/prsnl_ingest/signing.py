@@ -68,7 +68,10 @@ class LinkSigner:
     def sign(
         self, storage_key: str, owner_id: uuid.UUID, key_id: str, now: float | None = None
     ) -> LinkGrant:
-        expires = self.expires(now)
+        return self.grant(storage_key, owner_id, key_id, self.expires(now))
+
+    def grant(self, storage_key: str, owner_id: uuid.UUID, key_id: str, expires: int) -> LinkGrant:
+        """The grant of a link ending at ``expires``, an expiry :meth:`expires` gave."""
         return LinkGrant(expires, key_id, self._mac(storage_key, owner_id, key_id, expires))
 
     def expires(self, now: float | None = None) -> int:
@@ -124,9 +127,10 @@ class MediaLinks:
 
     def file(self, item_id: uuid.UUID, name: str, storage_key: str) -> str:
         """The link of ``…/items/<id>/<name>`` serving ``storage_key``, signed."""
-        grant = self.signer.sign(storage_key, self.owner_id, self.key_id, self.now)
+        grant = self.signer.grant(storage_key, self.owner_id, self.key_id, self.expires_at)
         return f"{self.item(item_id)}/{name}?{grant.query()}"
 
-    @property
+    @functools.cached_property
     def expires_at(self) -> int:
+        """The one expiry of this answer's links."""
         return self.signer.expires(self.now)

@@ -27,6 +27,8 @@ from prsnl_ingest.api.deps import (
     LinksDep,
     OwnerDep,
     owner_of_link,
+    provide_gateway,
+    provide_links,
     provide_owner,
     require_json,
 )
@@ -104,11 +106,13 @@ class ItemController(Controller):
         )
 
     @get("/{item_id:uuid}", summary="One item", responses=problem_responses(404))
-    async def get_item(
-        self, item_id: ItemId, owner_id: OwnerDep, gateway: GatewayDep, links: LinksDep
-    ) -> ItemView:
+    async def get_item(self, item_id: ItemId, request: AnyRequest) -> ItemView:
+        # The owner and the links are found here, not as dependencies: the most frequent
+        # read (a client polling its item) skips their resolution.
+        gateway = provide_gateway(request)
+        owner_id = await provide_owner(request, gateway)
         row = await gateway.items.get(gateway.pool, owner_id, item_id)
-        return ItemView.from_row(row, links, pauses=gateway.pauses)
+        return ItemView.from_row(row, provide_links(owner_id, request), pauses=gateway.pauses)
 
     @delete(
         "/{item_id:uuid}",
