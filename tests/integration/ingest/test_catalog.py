@@ -102,7 +102,7 @@ async def test_a_twin_is_returned_when_the_capture_is_refused(
     assert await pool.fetchval("SELECT count(*) FROM items WHERE owner_id = $1", owner_id) == 1
 
 
-async def test_the_one_statement_capture_leaves_an_owner_with_limits_to_the_quota_path(
+async def test_the_capture_writer_returns_twins_and_leaves_owners_with_limits_to_the_quota(
     pool: asyncpg.Pool, owner: tuple[uuid.UUID, dict[str, str]]
 ) -> None:
     owner_id, _ = owner
@@ -113,8 +113,10 @@ async def test_the_one_statement_capture_leaves_an_owner_with_limits_to_the_quot
 
     first = await writer.capture(new_capture(owner_id, "https://youtu.be/q1q1q1q1q1q"))
     assert first is not None and first.created and await stored() == 1
-    # A twin inserts nothing either: the caller's quota path returns it.
-    assert await writer.capture(new_capture(owner_id, "https://youtu.be/q1q1q1q1q1q")) is None
+    # A twin (here another spelling) inserts nothing; the same statement returns it.
+    spelling = "https://www.youtube.com/watch?v=q1q1q1q1q1q"
+    twin = await writer.capture(new_capture(owner_id, spelling))
+    assert twin is not None and (twin.item["id"], twin.created) == (first.item["id"], False)
     for max_bytes, max_captures in ((None, 5), (1000, None), (1000, 0)):
         await pool.execute(
             "INSERT INTO owner_quotas (owner_id, max_bytes, max_captures_per_day) "
@@ -126,6 +128,9 @@ async def test_the_one_statement_capture_leaves_an_owner_with_limits_to_the_quot
         )
         refused = new_capture(owner_id, "https://youtu.be/q2q2q2q2q2q")
         assert await writer.capture(refused) is None
+        # A twin is returned over quota too: it stores nothing new.
+        again = await writer.capture(new_capture(owner_id, spelling))
+        assert again is not None and (again.item["id"], again.created) == (first.item["id"], False)
         assert await stored() == 1
     # Limits of 0 and NULL (the defaults, none here) are no quota of its own.
     await pool.execute(

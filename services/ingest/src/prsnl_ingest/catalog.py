@@ -229,10 +229,14 @@ async def _notify(
 
 # New items, their url.captured in the outbox and, on commit, their "created" notifications
 # and the relay's wake-up: one statement for any number of captures (one column array per
-# parameter), so one round trip and (outside a transaction) one atomic commit for all. A
-# twin (either unique index, also of a row before it in the same statement) inserts
-# nothing and returns no row; so does, unless $16 says its quota was read and applied, a
-# capture of an owner with a quota of its own (a limit not 0; NULL is the default, 0 here).
+# parameter), so one round trip and (outside a transaction) one atomic commit for all.
+# Unless $16 says its quota was read and applied, a capture of an owner with a quota of
+# its own (a limit not 0; NULL is the default, 0 here) inserts nothing. Each row answers
+# the capture ``capture_id``: its new item (``created``), or the twin it already had
+# (either unique index; over quota too, as it stores nothing new). A capture gets no row
+# when it inserted nothing and the statement's snapshot holds no twin: the owner has
+# limits, or the twin was committed by another while this statement ran (or is a row
+# before it in the same statement).
 _CAPTURE_STATEMENT = """
 WITH capture AS (
     SELECT * FROM unnest($1::uuid[], $2::int[], $3::uuid[], $4::text[], $5::text[],
@@ -261,16 +265,22 @@ WITH capture AS (
     SELECT c.routing_key, c.payload, c.headers FROM item JOIN capture c ON c.id = item.id
     ORDER BY c.n
 )
-SELECT item.*, pg_notify($14, json_build_object(
+SELECT item.*, item.id AS capture_id, true AS created, pg_notify($14, json_build_object(
     'item_id', item.id, 'owner_id', item.owner_id, 'kind', 'created',
     'status', item.status, 'run', item.run)::text) AS notified, pg_notify($15, '') AS woke
 FROM item
+UNION ALL
+SELECT twin.*, c.id, false, NULL, NULL
+FROM capture c CROSS JOIN LATERAL (
+    SELECT * FROM items i
+    WHERE i.owner_id = c.owner_id AND (i.normalized_url = c.normalized_url OR (
+        c.platform_video_id IS NOT NULL AND i.platform = c.platform
+        AND i.platform_video_id = c.platform_video_id))
+    ORDER BY i.created_at LIMIT 1
+) twin
+WHERE NOT EXISTS (SELECT FROM item WHERE item.id = c.id)
 """
 FIRST_RUN = 1
-
-
-class _Twin(Exception):
-    """The owner already has this video: nothing was inserted."""
 
 
 async def capture(
@@ -285,16 +295,17 @@ async def capture(
     """
     for _ in range(3):  # again only if the twin that stopped the insert was deleted since
         try:
-            return CaptureOutcome(await _insert_capture(pool, new, admit), created=True)
+            row = await _insert_capture(pool, new, admit)
         except PipelineError:  # refused (over quota): a twin is still returned
             existing = await _find_duplicate(pool, new)
             if existing is None:
                 raise
             return CaptureOutcome(existing, created=False)
-        except _Twin:
-            existing = await _find_duplicate(pool, new)
-            if existing is not None:
-                return CaptureOutcome(existing, created=False)
+        if row is not None:
+            return CaptureOutcome(row, created=row["created"])
+        existing = await _find_duplicate(pool, new)  # committed while the statement ran
+        if existing is not None:
+            return CaptureOutcome(existing, created=False)
     raise CatalogError(
         "capture_conflict", "The same video was saved and deleted meanwhile; send it again."
     )
@@ -332,8 +343,9 @@ class CaptureWriter:
         self._writing: asyncio.Task[None] | None = None
 
     async def capture(self, new: NewCapture) -> CaptureOutcome | None:
-        """The created item, or None (nothing inserted) for a twin or an owner with limits
-        of its own: :func:`capture` then decides, after the quota is read."""
+        """The created item or the twin the owner had; None when neither (an owner with
+        limits of its own, or a twin committed meanwhile): :func:`capture` then decides,
+        after the quota is read."""
         loop = asyncio.get_running_loop()
         span = trace.get_current_span().get_span_context()
         waiting = _Waiting(_capture_args(new), span, loop.create_future())
@@ -341,7 +353,7 @@ class CaptureWriter:
         if self._writing is None:  # a task of no request's context: it serves them all
             self._writing = loop.create_task(self._write_waiting(), context=contextvars.Context())
         item = await waiting.item
-        return None if item is None else CaptureOutcome(item, created=True)
+        return None if item is None else CaptureOutcome(item, created=item["created"])
 
     async def close(self) -> None:
         """Return once the captures handed over are written."""
@@ -375,10 +387,10 @@ class CaptureWriter:
                 batch[0].item.set_exception(exc)
             return
         metrics.CAPTURE_BATCH_ROWS.observe(len(batch))
-        created = {row["id"]: row for row in rows}
+        answers = {row["capture_id"]: row for row in rows}
         for waiting in batch:
             if not waiting.item.done():
-                waiting.item.set_result(created.get(waiting.args[0]))
+                waiting.item.set_result(answers.get(waiting.args[0]))
 
 
 def _batch_span(batch: list[_Waiting]) -> AbstractContextManager[trace.Span]:
@@ -393,17 +405,14 @@ def _batch_span(batch: list[_Waiting]) -> AbstractContextManager[trace.Span]:
 
 async def _insert_capture(
     pool: asyncpg.Pool, new: NewCapture, admit: Admit | None
-) -> asyncpg.Record:
+) -> asyncpg.Record | None:
+    """The new item's row or its twin's (``created`` tells); None when neither was seen."""
     args = _capture_params([_capture_args(new)], quota_applied=True)
     if admit is None:
-        item = await pool.fetchrow(_CAPTURE_STATEMENT, *args)
-    else:
-        async with pool.acquire() as connection, connection.transaction():
-            await admit(connection)
-            item = await connection.fetchrow(_CAPTURE_STATEMENT, *args)
-    if item is None:
-        raise _Twin
-    return item
+        return await pool.fetchrow(_CAPTURE_STATEMENT, *args)
+    async with pool.acquire() as connection, connection.transaction():
+        await admit(connection)
+        return await connection.fetchrow(_CAPTURE_STATEMENT, *args)
 
 
 def _capture_args(new: NewCapture) -> tuple[Any, ...]:
