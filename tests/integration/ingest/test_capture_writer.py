@@ -13,7 +13,8 @@ from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
 from prsnl_common.events import UrlCaptured
 from prsnl_common.settings import CommonSettings
-from prsnl_ingest import catalog, metrics
+from prsnl_ingest import catalog, metrics, quotas
+from prsnl_ingest.catalog import create_owner_key
 from tests.integration.ingest.conftest import published
 from tests.support.catalog import new_capture
 
@@ -40,7 +41,7 @@ async def test_captures_that_come_together_share_a_statement_and_keep_their_outc
     gateway_env: CommonSettings,
 ) -> None:
     owner_id, _ = owner
-    limited, _ = await create_limited_owner(pool)
+    limited = await create_limited_owner(pool)
     urls = [f"http://93.184.215.14/batch/{n}.mp4" for n in range(10)]
     # Twins in the same statement: the same link twice and one video in two spellings.
     twins = [urls[3], "https://youtu.be/b1b1b1b1b1b", "https://www.youtube.com/watch?v=b1b1b1b1b1b"]
@@ -130,12 +131,9 @@ async def test_each_capture_carries_its_own_trace_to_the_downloader(
         assert str(message.headers["traceparent"]).split("-")[1] == f"{trace_id:032x}"
 
 
-async def create_limited_owner(pool: asyncpg.Pool) -> tuple[uuid.UUID, str]:
+async def create_limited_owner(pool: asyncpg.Pool) -> uuid.UUID:
     """An owner with a daily capture limit of its own (the writer leaves it to the quota path)."""
-    owner_id = uuid.uuid4()
-    name = f"limited-{owner_id.hex[:8]}"
-    await pool.execute("INSERT INTO owners (id, name) VALUES ($1, $2)", owner_id, name)
-    await pool.execute(
-        "INSERT INTO owner_quotas (owner_id, max_captures_per_day) VALUES ($1, 5)", owner_id
-    )
-    return owner_id, name
+    name = f"limited-{uuid.uuid4().hex[:8]}"
+    owner_id, _ = await create_owner_key(pool, name)
+    assert await quotas.set_limits(pool, name, None, 5)
+    return owner_id

@@ -227,6 +227,14 @@ async def _notify(
     await connection.execute("SELECT pg_notify($1, $2)", ITEMS_CHANNEL, payload)
 
 
+# The twin of a capture (C5): its owner's item of the same normalised URL or, for a
+# platform video, of the same platform video id (the oldest, should both match).
+_TWIN_OF = """
+SELECT * FROM items i
+WHERE i.owner_id = {owner_id} AND (i.normalized_url = {normalized_url} OR (
+    {video_id} IS NOT NULL AND i.platform = {platform} AND i.platform_video_id = {video_id}))
+ORDER BY i.created_at LIMIT 1
+"""
 # New items, their url.captured in the outbox and, on commit, their "created" notifications
 # and the relay's wake-up: one statement for any number of captures (one column array per
 # parameter), so one round trip and (outside a transaction) one atomic commit for all.
@@ -237,7 +245,7 @@ async def _notify(
 # when it inserted nothing and the statement's snapshot holds no twin: the owner has
 # limits, or the twin was committed by another while this statement ran (or is a row
 # before it in the same statement).
-_CAPTURE_STATEMENT = """
+_CAPTURE_TEMPLATE = """
 WITH capture AS (
     SELECT * FROM unnest($1::uuid[], $2::int[], $3::uuid[], $4::text[], $5::text[],
                          $6::text[], $7::text[], $8::text[], $9::jsonb[], $10::jsonb[],
@@ -271,15 +279,18 @@ SELECT item.*, item.id AS capture_id, true AS created, pg_notify($14, json_build
 FROM item
 UNION ALL
 SELECT twin.*, c.id, false, NULL, NULL
-FROM capture c CROSS JOIN LATERAL (
-    SELECT * FROM items i
-    WHERE i.owner_id = c.owner_id AND (i.normalized_url = c.normalized_url OR (
-        c.platform_video_id IS NOT NULL AND i.platform = c.platform
-        AND i.platform_video_id = c.platform_video_id))
-    ORDER BY i.created_at LIMIT 1
-) twin
+FROM capture c CROSS JOIN LATERAL ({twin}) twin
 WHERE NOT EXISTS (SELECT FROM item WHERE item.id = c.id)
 """
+_CAPTURE_STATEMENT = _CAPTURE_TEMPLATE.format(
+    twin=_TWIN_OF.format(
+        owner_id="c.owner_id",
+        normalized_url="c.normalized_url",
+        video_id="c.platform_video_id",
+        platform="c.platform",
+    )
+)
+_FIND_TWIN = _TWIN_OF.format(owner_id="$1", normalized_url="$2", video_id="$3::text", platform="$4")
 FIRST_RUN = 1
 
 
@@ -317,7 +328,7 @@ CAPTURE_BATCH = 100  # captures one statement of the CaptureWriter writes at mos
 @dataclass(frozen=True)
 class _Waiting:
     """A capture handed to the :class:`CaptureWriter`: its parameters, its caller's span,
-    and the future of its item row (None: nothing inserted)."""
+    and the future of its answer: the new item's row or its twin's (None: neither)."""
 
     args: tuple[Any, ...]
     span: trace.SpanContext
@@ -521,9 +532,7 @@ def url_captured(
 
 async def _find_duplicate(pool: asyncpg.Pool, new: NewCapture) -> asyncpg.Record | None:
     return await pool.fetchrow(
-        "SELECT * FROM items WHERE owner_id = $1 AND (normalized_url = $2 OR "
-        "($3::text IS NOT NULL AND platform = $4 AND platform_video_id = $3)) "
-        "ORDER BY created_at LIMIT 1",
+        _FIND_TWIN,
         new.owner_id,
         new.normalized_url,
         new.platform_video_id,
